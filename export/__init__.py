@@ -1,0 +1,1 @@
+"""Export chain: Brevitas -> ONNX (QCDQ) -> integer program -> TVM integer kernels."""

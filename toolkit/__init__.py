@@ -1,0 +1,1 @@
+"""bpgan-edge toolkit: QAT layers, models, ADMM compression, training and CLIs."""

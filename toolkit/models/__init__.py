@@ -1,0 +1,8 @@
+"""Models behind one registry; importing this package registers them all."""
+from . import bpgan_image  # noqa: F401  (registers "bpgan-image")
+from .discriminator import MultiscaleDiscriminator
+from .macs import count_macs, count_params
+from .registry import MODELS, build_model, model_config, register_model
+
+__all__ = ["MultiscaleDiscriminator", "count_macs", "count_params", "MODELS", "build_model", "model_config",
+           "register_model"]

@@ -1,0 +1,42 @@
+"""Multiscale PatchGAN discriminator (pix2pixHD style) for LSGAN and feature-matching losses.
+
+Float only: it never ships to the device.
+"""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class PatchDiscriminator(nn.Module):
+    def __init__(self, in_ch=3, width=32, layers=3):
+        super().__init__()
+        blocks, c = [], in_ch
+        for i in range(layers):
+            out = width * 2 ** i
+            blocks.append(nn.Sequential(nn.Conv2d(c, out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)))
+            c = out
+        blocks.append(nn.Conv2d(c, 1, 3, 1, 1))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x):
+        feats = []
+        for b in self.blocks:
+            x = b(x)
+            feats.append(x)
+        return feats  # the last entry is the patch score map
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """The same patch discriminator applied at 1, 1/2, 1/4 ... resolution."""
+
+    def __init__(self, scales=2, width=32, layers=3, in_ch=3):
+        super().__init__()
+        self.nets = nn.ModuleList(PatchDiscriminator(in_ch, width, layers) for _ in range(scales))
+
+    def forward(self, x):
+        out = []
+        for i, net in enumerate(self.nets):
+            if i:
+                x = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+            out.append(net(x))
+        return out

@@ -1,0 +1,1 @@
+"""Training: stages, loops, checkpoints, distributed data parallel, reports."""
