@@ -15,6 +15,7 @@ from torch import nn
 from .gradient import GradQuant8
 from .quantizers import (
     OUTPUT_FRAC_BITS,
+    RELU4_FRAC_BITS,
     Int32BiasHalfUp,
     Relu4Act,
     signed_act_quant,
@@ -28,6 +29,11 @@ OUTPUT: Fmt = ("signed", OUTPUT_FRAC_BITS)
 
 def signed(frac_bits: int) -> Fmt:
     return ("signed", int(frac_bits))
+
+
+def fmt_exponent(fmt: Fmt) -> int:
+    """e such that the tensor's scale is 2**-e."""
+    return RELU4_FRAC_BITS if fmt == RELU4 else int(fmt[1])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""bpgan-quantize RECIPE.yaml [--out DIR] [--until STAGE]: recipe -> pruned 8-bit fixed-point model + report.
+
+Also runs data-parallel: torchrun --nproc-per-node N -m bpgan.toolkit.cli.quantize RECIPE.yaml
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ..datasets import ImageCrops
+from ..recipes import RecipeError, load_recipe
+from ..training.checkpoint import STAGE_ORDER, load_model
+from ..training.distributed import Dist
+from ..training.loop import Session
+from ..training.report import model_summary, write_report
+from ..training.stages import StageRunner, generator_weights
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="bpgan-quantize", description=__doc__.splitlines()[0])
+    p.add_argument("recipe", help="YAML recipe file")
+    p.add_argument("--out", default=None, help="run folder (default runs/<recipe name>)")
+    p.add_argument("--until", choices=STAGE_ORDER, default=None, help="stop after this stage")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    try:
+        recipe = load_recipe(args.recipe)
+    except RecipeError as e:
+        print(f"bpgan-quantize: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out or Path("runs") / recipe.name)
+    dist = Dist()
+    torch.manual_seed(recipe.seed)
+    try:
+        train_data = ImageCrops(recipe.data.train, recipe.data.crop)
+        val_data = ImageCrops(recipe.data.val, recipe.data.val_crop)
+        session = Session(recipe, out, train_data, val_data, dist, show_progress=not args.quiet)
+        runner = StageRunner(session)
+        results = runner.run(until=args.until)
+        if dist.main:
+            last = list(results)[-1]
+            model, blob = load_model(runner.path(last))
+            targets = recipe.sparsity_targets(list(generator_weights(model))) if recipe.stages.admm_prune else {}
+            write_report(out, recipe, results, model_summary(model, blob), targets)
+            print(f"bpgan-quantize: {len(results)} stage(s) done; model {runner.path(last)}")
+            print(f"bpgan-quantize: report {out / 'report.md'} and {out / 'report.json'}")
+    except (RecipeError, ValueError) as e:
+        print(f"bpgan-quantize: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        dist.close()
+    return 0
+
+
+def entry():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,1 @@
+"""Evaluation: image and signal quality metrics."""

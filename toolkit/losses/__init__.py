@@ -1,0 +1,40 @@
+"""Codec losses: MSE, MS-SSIM, LSGAN adversarial, feature matching; each weighted, any may be off."""
+import torch
+import torch.nn.functional as F
+
+from ..evaluation.metrics import msssim
+
+
+class CodecLoss:
+    def __init__(self, mse=1.0, msssim=0.0, adversarial=0.0, feature_matching=0.0):
+        self.w = {"mse": mse, "msssim": msssim, "adversarial": adversarial, "feature_matching": feature_matching}
+
+    @property
+    def needs_discriminator(self) -> bool:
+        return self.w["adversarial"] > 0 or self.w["feature_matching"] > 0
+
+    def generator(self, x, x_hat, disc=None):
+        """Total generator loss and its parts (floats) for logging."""
+        parts = {}
+        if self.w["mse"]:
+            parts["mse"] = F.mse_loss(x_hat, x)
+        if self.w["msssim"]:
+            parts["msssim"] = 1 - msssim(x_hat, x, reduce=False).mean()
+        if self.needs_discriminator:
+            fake = disc(x_hat)
+            if self.w["adversarial"]:  # LSGAN: push D(fake) towards 1
+                parts["adversarial"] = sum(((f[-1] - 1) ** 2).mean() for f in fake) / len(fake)
+            if self.w["feature_matching"]:
+                with torch.no_grad():
+                    real = disc(x)
+                fm = [F.l1_loss(a, b.detach()) for fs, rs in zip(fake, real) for a, b in zip(fs[:-1], rs[:-1])]
+                parts["feature_matching"] = sum(fm) / len(fm)
+        total = sum(self.w[k] * v for k, v in parts.items())
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+    @staticmethod
+    def discriminator(disc, x, x_hat):
+        """LSGAN: D(real) -> 1, D(fake) -> 0; real and fake go through D in one batch (one DDP forward)."""
+        out = disc(torch.cat([x, x_hat.detach()]))
+        n = x.shape[0]
+        return sum(((o[-1][:n] - 1) ** 2).mean() + (o[-1][n:] ** 2).mean() for o in out) / len(out)

@@ -1,0 +1,158 @@
+"""Recipe files: YAML validated by a schema; every error is one line naming the field."""
+from pathlib import Path
+from typing import Dict, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..datasets import EMBEDDED
+from ..models import MODELS, model_config
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; str() is one line naming the file and the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(Strict):
+    train: str = EMBEDDED          # folder of images (relative to the recipe file) or "embedded"
+    val: str = EMBEDDED
+    crop: int = Field(128, ge=16)
+    val_crop: int = Field(256, ge=16)
+    val_count: int = Field(8, ge=1)
+
+
+class LossSpec(Strict):
+    mse: float = Field(1.0, ge=0)
+    msssim: float = Field(0.0, ge=0)
+    adversarial: float = Field(0.0, ge=0)
+    feature_matching: float = Field(0.0, ge=0)
+
+
+class QuantRecipe(Strict):
+    gradient_bits: Optional[Literal[8]] = 8
+    per_channel_weights: bool = False
+    stochastic_gradients: bool = False
+
+
+class TrainSpec(Strict):
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    disc_lr: float = Field(2e-4, gt=0)
+    sigma_start: float = Field(1.0, gt=0)   # soft-to-hard temperature, annealed over the float stage
+    sigma_end: float = Field(50.0, gt=0)
+    save_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+
+
+class StageSpec(Strict):
+    steps: int = Field(0, ge=0)
+    lr: Optional[float] = Field(None, gt=0)
+
+
+class FloatStage(StageSpec):
+    checkpoint: Optional[str] = None        # load a float model file instead of training
+
+
+class PruneStage(StageSpec):
+    rho: float = Field(1e-3, gt=0)
+    rho_growth: float = Field(1.0, ge=1.0)  # rho *= rho_growth every rho_every steps
+    rho_every: int = Field(100, ge=1)
+    update_every: int = Field(20, ge=1)     # Z and U updates
+    sparsity: Union[float, Dict[str, float]] = 0.5  # one target, or {"default": s, "<layer>": s}
+
+
+class CodebookStage(StageSpec):
+    bits: int = Field(4, ge=1, le=7)
+    rho: float = Field(1e-3, gt=0)
+    update_every: int = Field(20, ge=1)
+    refit_every: int = Field(100, ge=1)
+
+
+class Stages(Strict):
+    float: FloatStage
+    qat: StageSpec
+    admm_prune: Optional[PruneStage] = None
+    admm_quant: Optional[CodebookStage] = None
+    finetune: Optional[StageSpec] = None
+
+
+class Recipe(Strict):
+    name: str
+    seed: int = 0
+    model: Dict[str, object]
+    data: DataSpec = DataSpec()
+    loss: LossSpec = LossSpec()
+    quant: QuantRecipe = QuantRecipe()
+    train: TrainSpec = TrainSpec()
+    stages: Stages
+
+    @model_validator(mode="after")
+    def _model_known(self):
+        fields = dict(self.model)
+        name = fields.pop("name", None)
+        if name not in MODELS:
+            raise ValueError(f"model.name must be one of {sorted(MODELS)}, got {name!r}")
+        model_config(name, fields)  # raises ValidationError naming the field
+        return self
+
+    @property
+    def model_name(self) -> str:
+        return self.model["name"]
+
+    def model_cfg(self):
+        return model_config(self.model_name, {k: v for k, v in self.model.items() if k != "name"})
+
+    def sparsity_targets(self, layer_names) -> Dict[str, float]:
+        s = self.stages.admm_prune.sparsity
+        table = {"default": s} if isinstance(s, (int, float)) else dict(s)
+        unknown = sorted(set(table) - set(layer_names) - {"default"})
+        if unknown:
+            raise RecipeError(f"stages.admm_prune.sparsity: unknown layer {unknown[0]!r} "
+                              f"(layers: {', '.join(layer_names)})")
+        bad = [k for k, v in table.items() if not 0.0 <= v < 1.0]
+        if bad:
+            raise RecipeError(f"stages.admm_prune.sparsity.{bad[0]}: must be in [0, 1)")
+        return {n: table.get(n, table.get("default", 0.0)) for n in layer_names}
+
+
+def _one_line(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+    return f"{loc or 'recipe'}: {e['msg']}"
+
+
+def load_recipe(path: Union[str, Path]) -> Recipe:
+    """Parse and validate; data folders are resolved relative to the recipe and must exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise RecipeError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping")
+    try:
+        recipe = Recipe(**raw)
+    except ValidationError as e:
+        raise RecipeError(f"{path}: {_one_line(e)}") from None
+    for field in ("train", "val"):
+        src = getattr(recipe.data, field)
+        if src != EMBEDDED:
+            folder = (path.parent / src).resolve()
+            if not folder.is_dir():
+                raise RecipeError(f"{path}: data.{field}: no such folder {folder}")
+            setattr(recipe.data, field, str(folder))
+    ckpt = recipe.stages.float.checkpoint
+    if ckpt is not None:
+        p = (path.parent / ckpt).resolve()
+        if not p.is_file():
+            raise RecipeError(f"{path}: stages.float.checkpoint: no such file {p}")
+        recipe.stages.float.checkpoint = str(p)
+    return recipe

@@ -1,0 +1,138 @@
+"""One training loop for every stage: codec (+ discriminator) steps, ADMM hooks, masks, resume."""
+import math
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import torch
+from tqdm import tqdm
+
+from ..evaluation.metrics import msssim, psnr
+from ..losses import CodecLoss
+from .distributed import Dist, unwrap
+
+
+class Session:
+    """What every stage shares: recipe, data, loss, discriminator, output folder, process group."""
+
+    def __init__(self, recipe, out_dir: Path, train_data, val_data, dist: Dist, show_progress=True):
+        self.recipe, self.out_dir, self.dist = recipe, Path(out_dir), dist
+        self.train_data, self.val_data = train_data, val_data
+        self.loss = CodecLoss(**recipe.loss.model_dump())
+        self.show_progress = show_progress and dist.main
+
+    @torch.no_grad()
+    def validate(self, model) -> Dict[str, float]:
+        model = unwrap(model)
+        was = model.training
+        model.eval()
+        x = self.val_data.fixed_crops(self.recipe.data.val_count).to(self.dist.device)
+        x_hat = torch.cat([model(x[i:i + 4])["x_hat"] for i in range(0, len(x), 4)])
+        model.train(was)
+        return {"psnr": psnr(x, x_hat), "msssim": msssim(x, x_hat)}
+
+
+def sigma_schedule(recipe, stage: str, step: int, steps: int) -> float:
+    """Soft-to-hard temperature: geometric from sigma_start to sigma_end over the float stage."""
+    t = recipe.train
+    if stage != "float" or steps <= 1:
+        return t.sigma_end
+    frac = min(step / (steps - 1), 1.0)
+    return math.exp(math.log(t.sigma_start) + frac * (math.log(t.sigma_end) - math.log(t.sigma_start)))
+
+
+def train(session: Session, stage: str, model, disc, steps: int, lr: float, params=None,
+          admm=None, admm_every: int = 0, admm_hook: Optional[Callable[[int], None]] = None,
+          masks: Optional[Dict[str, torch.nn.Parameter]] = None) -> list:
+    """Train `model` for `steps`; resumes from <out>/<stage>/state.pt. Returns the log history.
+
+    params: the parameters to optimize (default all); masks: {param: bool mask} re-applied after
+    every step (pruned weights stay zero); admm: an ADMM object whose penalty joins the loss and
+    whose update() runs every admm_every steps, then admm_hook(step) (e.g. rho schedules).
+    """
+    r, d = session.recipe, session.dist
+    state_path = session.out_dir / stage / "state.pt"
+    ddp_model = d.wrap(model)
+    ddp_disc = d.wrap(disc) if disc is not None else None
+    opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=r.train.disc_lr) if disc is not None else None
+    gen = torch.Generator().manual_seed(r.seed * 7919 + 1000 * d.rank + len(stage))
+    start, history = 0, []
+    if state_path.is_file():
+        s = torch.load(state_path, map_location=d.device, weights_only=False)
+        model.load_state_dict(s["model"])
+        opt.load_state_dict(s["opt"])
+        if disc is not None:
+            disc.load_state_dict(s["disc"])
+            opt_d.load_state_dict(s["opt_d"])
+        if admm is not None:
+            admm.load_state_dict(s["admm"])
+        gen.set_state(s["rng"][d.rank] if d.rank < len(s["rng"]) else s["rng"][0])
+        start, history = s["step"], s["history"]
+    bar = tqdm(total=steps, initial=start, desc=stage, disable=not session.show_progress, leave=False)
+    running, t0 = {}, time.time()
+    model.train()
+    for step in range(start, steps):
+        model.quantizer.sigma.fill_(sigma_schedule(r, stage, step, steps))
+        x = session.train_data.random_batch(r.train.batch_size, gen).to(d.device)
+        out = ddp_model(x)
+        if ddp_disc is not None:
+            opt_d.zero_grad(set_to_none=True)
+            d_loss = session.loss.discriminator(ddp_disc, x, out["x_hat"])
+            d_loss.backward()
+            opt_d.step()
+            running["disc"] = running.get("disc", 0.0) + float(d_loss)
+        loss, parts = session.loss.generator(x, out["x_hat"], disc)
+        if admm is not None:
+            penalty = admm.penalty()
+            loss = loss + penalty
+            parts["admm_penalty"] = float(penalty)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if disc is not None:
+            disc.zero_grad(set_to_none=True)  # the generator step left gradients in D
+        if masks:
+            with torch.no_grad():
+                for p, m in masks.items():
+                    p.mul_(m)
+        if admm is not None and (step + 1) % admm_every == 0:
+            admm.update()
+            if admm_hook:
+                admm_hook(step + 1)
+        parts["loss"] = float(loss)
+        for k, v in parts.items():
+            running[k] = running.get(k, 0.0) + v
+        bar.update(1)
+        n_log = (step + 1) % r.train.log_every == 0 or step + 1 == steps
+        if n_log:
+            count = r.train.log_every if (step + 1) % r.train.log_every == 0 else (step + 1) % r.train.log_every
+            entry = {k: d.mean(v / count) for k, v in running.items()}
+            entry["step"] = step + 1
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}")
+            running = {}
+        if (step + 1) % r.train.save_every == 0 and step + 1 < steps:
+            _save_state(state_path, model, disc, opt, opt_d, admm, gen, step + 1, history, d)
+    bar.close()
+    if history:
+        history[-1]["seconds"] = time.time() - t0
+    return history
+
+
+def _save_state(path: Path, model, disc, opt, opt_d, admm, gen, step, history, d: Dist):
+    rng = [None] * d.world
+    if d.enabled:
+        torch.distributed.all_gather_object(rng, gen.get_state())
+    else:
+        rng = [gen.get_state()]
+    if not d.main:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "history": history, "rng": rng,
+            "disc": disc.state_dict() if disc is not None else None,
+            "opt_d": opt_d.state_dict() if opt_d is not None else None,
+            "admm": admm.state_dict() if admm is not None else None}
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)

@@ -1,0 +1,92 @@
+"""report.json and report.md of a run: losses and validation per stage, sparsity, sizes, MACs."""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..compression.storage import model_sizes
+from ..models import count_macs, count_params
+from ..quant.extract import input_exponents, integer_weights, quant_conv_layers
+
+
+def layer_tensors(generator, codebooks=None) -> dict:
+    """Per conv layer: int8 weights, int32 biases (accumulator scale), exponents, float tensors."""
+    out, in_exps = {}, input_exponents(generator)
+    for name, conv in quant_conv_layers(generator).items():
+        qw = conv.quant_weight()
+        exps = (-torch.log2(qw.scale.detach().reshape(-1))).round().to(torch.int64).numpy()
+        acc_scale = 2.0 ** -(in_exps[name] + exps.astype(np.float64))
+        bias = conv.bias.detach().double().numpy()
+        out[name] = {"weight": integer_weights(conv), "exponents": exps,
+                     "bias": np.floor(bias / acc_scale + 0.5).astype(np.int64),
+                     "float_weight": conv.weight.detach().numpy(), "float_bias": conv.bias.detach().numpy()}
+    return out
+
+
+def codebooks_in_layer_units(layers, codebooks) -> dict:
+    """Codebooks are stored at the ADMM stage's scale; Brevitas may since have halved the scale (if no
+    weight reaches 64), which doubles the integers. Express each codebook in the layer's current units."""
+    out = {}
+    for name, cb in (codebooks or {}).items():
+        ratio = float(cb["scale"].reshape(-1)[0]) / 2.0 ** -float(layers[name]["exponents"][0])
+        out[name] = (cb["values"].numpy().astype(np.float64) * ratio).round().astype(np.int64)
+    return out
+
+
+def model_summary(model, blob) -> dict:
+    gen = model.generator
+    layers = layer_tensors(gen)
+    masks = blob.get("masks") or {}
+    sparsity = {}
+    for name, l in layers.items():
+        m = masks.get(name)
+        sparsity[name] = {
+            "target": None, "pruned": None if m is None else float(1 - m.float().mean()),
+            "int8_zeros": float(np.mean(l["weight"] == 0)), "weights": int(l["weight"].size)}
+    s = model.stride
+    example = torch.zeros(1, model.cfg.latent_channels, 4, 4)
+    macs = count_macs(gen, example)
+    pixels = (4 * s) ** 2
+    return {"sizes_bytes": model_sizes(layers, codebooks_in_layer_units(layers, blob.get("codebooks"))),
+            "sparsity": sparsity, "generator_params": count_params(gen),
+            "generator_macs_per_pixel": macs["total"] / pixels,
+            "macs_per_pixel_by_layer": {k: v / pixels for k, v in macs["per_layer"].items()}}
+
+
+def write_report(out_dir: Path, recipe, results: dict, summary: dict, targets: dict) -> dict:
+    for name, t in (targets or {}).items():
+        summary["sparsity"][name]["target"] = t
+    report = {"recipe": recipe.name, "model": recipe.model, "stages": results, **summary}
+    out_dir = Path(out_dir)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    (out_dir / "report.md").write_text(render_markdown(report))
+    return report
+
+
+def _fmt(v, spec=".4f"):
+    return "-" if v is None else format(v, spec)
+
+
+def render_markdown(rep: dict) -> str:
+    lines = [f"# Report: {rep['recipe']}", "", "## Stages", "",
+             "| stage | steps | final loss | val PSNR dB | val MS-SSIM |", "|---|---|---|---|---|"]
+    for st, m in rep["stages"].items():
+        hist = m.get("history") or []
+        last = hist[-1] if hist else {}
+        lines.append(f"| {st} | {last.get('step', 0)} | {_fmt(last.get('loss'))} | {_fmt(m['val']['psnr'], '.2f')} "
+                     f"| {_fmt(m['val']['msssim'])} |")
+    z = rep["sizes_bytes"]
+    lines += ["", "## Generator", "",
+              f"- parameters: {rep['generator_params']:,}",
+              f"- MACs per output pixel: {rep['generator_macs_per_pixel']:,.0f}", "",
+              "| storage | bytes | vs float32 |", "|---|---|---|"]
+    for k in ("float32_dense", "int8_dense", "int8_sparse", "codebook_sparse"):
+        ratio = None if z[k] is None else z["float32_dense"] / z[k]
+        lines.append(f"| {k} | {'-' if z[k] is None else f'{z[k]:,}'} | {_fmt(ratio, '.1f')}x |")
+    lines += ["", "## Per-layer sparsity", "",
+              "| layer | weights | target | pruned | int8 zeros | kMAC/pixel |", "|---|---|---|---|---|---|"]
+    for name, s in rep["sparsity"].items():
+        lines.append(f"| {name} | {s['weights']} | {_fmt(s['target'], '.3f')} | {_fmt(s['pruned'], '.3f')} | "
+                     f"{s['int8_zeros']:.3f} | {rep['macs_per_pixel_by_layer'].get(name, 0) / 1000:.2f} |")
+    return "\n".join(lines) + "\n"
