@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     out = Path(args.out or Path("runs") / recipe.name)
     dist = Dist()
     torch.manual_seed(recipe.seed)
+    if dist.enabled and dist.main:
+        print(f"bpgan-quantize: data parallel over {dist.world} processes ({dist.device.type})")
     try:
         train_data = ImageCrops(recipe.data.train, recipe.data.crop)
         val_data = ImageCrops(recipe.data.val, recipe.data.val_crop)
@@ -45,7 +47,8 @@ def main(argv=None) -> int:
         if dist.main:
             last = list(results)[-1]
             model, blob = load_model(runner.path(last))
-            targets = recipe.sparsity_targets(list(generator_weights(model))) if recipe.stages.admm_prune else {}
+            pruned = "admm_prune" in results
+            targets = recipe.sparsity_targets(list(generator_weights(model))) if pruned else {}
             write_report(out, recipe, results, model_summary(model, blob), targets)
             print(f"bpgan-quantize: {len(results)} stage(s) done; model {runner.path(last)}")
             print(f"bpgan-quantize: report {out / 'report.md'} and {out / 'report.json'}")

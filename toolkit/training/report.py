@@ -48,7 +48,13 @@ def model_summary(model, blob) -> dict:
     example = torch.zeros(1, model.cfg.latent_channels, 4, 4)
     macs = count_macs(gen, example)
     pixels = (4 * s) ** 2
-    return {"sizes_bytes": model_sizes(layers, codebooks_in_layer_units(layers, blob.get("codebooks"))),
+    if layers:
+        sizes = model_sizes(layers, codebooks_in_layer_units(layers, blob.get("codebooks")))
+    else:  # a float model: only the float32 size exists
+        floats = [p.detach().numpy().astype("<f4").tobytes() for p in gen.parameters()]
+        sizes = {"float32_dense": len(b"".join(floats)), "int8_dense": None, "int8_sparse": None,
+                 "codebook_sparse": None}
+    return {"sizes_bytes": sizes,
             "sparsity": sparsity, "generator_params": count_params(gen),
             "generator_macs_per_pixel": macs["total"] / pixels,
             "macs_per_pixel_by_layer": {k: v / pixels for k, v in macs["per_layer"].items()}}

@@ -1,0 +1,75 @@
+"""ADMM pruning and codebook quantization reach their constraint sets."""
+import numpy as np
+import torch
+from torch import nn
+
+from bpgan.toolkit.compression import ADMMCodebook, ADMMPruner, kmeans_1d, topk_mask
+from bpgan.toolkit.quant import LayerFactory, QuantSpec
+from bpgan.toolkit.quant.extract import integer_weights
+
+
+def test_topk_mask_hits_the_target_count():
+    w = torch.randn(37, 11)
+    for s in (0.0, 0.25, 0.5, 0.9):
+        m = topk_mask(w, s)
+        assert int(m.sum()) == round(w.numel() * (1 - s))
+        assert w[m].abs().min() >= w[~m].abs().max() if 0 < s else True
+
+
+def _regression_problem():
+    torch.manual_seed(0)
+    f = LayerFactory(QuantSpec())
+    layers = {"a": f.conv(4, 8, 3), "b": f.conv(8, 4, 3)}
+    net = nn.Sequential(layers["a"], nn.ReLU(), layers["b"])
+    x = torch.rand(16, 4, 8, 8)
+    target = net(x).detach() + 0.01 * torch.randn(16, 4, 8, 8)
+    return net, layers, x, target
+
+
+def test_admm_pruning_reaches_targets_within_one_point():
+    net, layers, x, target = _regression_problem()
+    targets = {"a": 0.6, "b": 0.3}
+    admm = ADMMPruner({n: l.weight for n, l in layers.items()}, targets, rho=0.05)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for step in range(200):
+        loss = ((net(x) - target) ** 2).mean() + admm.penalty()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % 10 == 0:
+            admm.update()
+    first_residual = admm.residual()
+    masks = admm.hard_prune()
+    for n, l in layers.items():
+        achieved = float((integer_weights(l) == 0).mean())
+        assert abs(achieved - targets[n]) <= 0.01, (n, achieved)
+        assert int((~masks[n]).sum()) == l.weight.numel() - round(l.weight.numel() * (1 - targets[n]))
+    assert first_residual < 0.5  # ADMM pulled the weights towards the sparse set before hard pruning
+
+
+def test_admm_codebook_leaves_at_most_2_to_the_b_values_per_layer():
+    net, layers, x, target = _regression_problem()
+    params = {n: l.weight for n, l in layers.items()}
+    admm = ADMMCodebook(params, layers, bits=3, rho=0.05)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for step in range(60):
+        loss = ((net(x) - target) ** 2).mean() + admm.penalty()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % 10 == 0:
+            admm.update()
+    books = admm.hard_assign()
+    for n, l in layers.items():
+        ints = integer_weights(l).astype(np.int64)
+        values = set(np.unique(ints).tolist()) - {0}
+        assert len(books[n]) <= 8 and len(values) <= 8
+        # the codebook (in the stage's units) times the layer's current power of two gives the weights
+        ratio = float(admm.scales[n]) / float(l.quant_weight().scale)
+        assert values <= {int(round(v * ratio)) for v in books[n].tolist()}
+
+
+def test_kmeans_codebook_is_distinct_int8_without_zero():
+    vals = np.concatenate([np.full(50, -40.2), np.full(50, 3.1), np.full(50, 99.7)])
+    book = kmeans_1d(vals, 4)
+    assert set(book.tolist()) == {-40, 3, 100}
