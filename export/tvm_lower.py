@@ -1,0 +1,153 @@
+"""Step 3: integer Program -> TVM Relax graph of integer ops -> tvm.compile -> export_library.
+
+Each op lowers to the same integer steps as its firmware_ref kernel: conv with out_dtype int32,
++ bias, << left, + 2**(k-1), >> k (arithmetic), clip, cast. The spatial size stays symbolic, so
+one library decodes any latent size. The overflow proof runs first: a program whose accumulator
+could leave int32 is refused before any code is generated.
+"""
+from pathlib import Path
+
+import numpy as np
+import tvm
+import tvm.tirx  # noqa: F401 - registers tirx for symbolic shapes
+from tvm import relax
+
+from bpgan.firmware_ref.bounds import prove_no_overflow
+from bpgan.firmware_ref.program import Program, ProgramError
+
+# name -> (Target spec, library file, runs on this machine)
+TARGETS = {
+    "llvm": ({"kind": "llvm", "num-cores": 2}, "decoder-llvm.so", True),
+    "aarch64": ({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}, "decoder-aarch64.tar", False),
+    "c": ({"kind": "c"}, "decoder-c.tar", False),
+}
+
+
+def _i32(values, ndim):
+    """A per-channel int32 constant shaped (1, C, 1, ...) or a scalar one."""
+    v = np.asarray(values, dtype=np.int64)
+    if v.ndim and np.all(v == v.flat[0]):
+        v = v.flat[0]
+    if v.ndim:
+        v = v.reshape((1, -1) + (1,) * (ndim - 2))
+    return relax.const(np.asarray(v, dtype=np.int32), "int32")
+
+
+class _Lowering:
+    def __init__(self, prog: Program, bb: relax.BlockBuilder):
+        self.prog, self.bb = prog, bb
+
+    def requantize(self, acc, shift, clip, dtype, ndim):
+        """clip(((acc << left) + rnd) >> right) as dtype: rounding_shift of firmware_ref.kernels."""
+        k = np.asarray(shift, dtype=np.int64)
+        right, left = np.maximum(k, 0), np.maximum(-k, 0)
+        if np.any(left):
+            acc = self.bb.emit(relax.op.left_shift(acc, _i32(left, ndim)))
+        if np.any(right):
+            rnd = np.where(right > 0, 1 << np.maximum(right - 1, 0), 0)
+            acc = self.bb.emit(relax.op.add(acc, _i32(rnd, ndim)))
+            acc = self.bb.emit(relax.op.right_shift(acc, _i32(right, ndim)))
+        acc = self.bb.emit(relax.op.clip(acc, int(clip[0]), int(clip[1])))
+        return self.bb.emit(relax.op.astype(acc, dtype))
+
+    def conv(self, op, x):
+        a, p = op.attrs, self.prog
+        w, b = p.arrays[op.params["weight"]], p.arrays[op.params["bias"]]
+        wc = relax.const(w, "int8")
+        if op.kind == "conv2d":
+            acc = relax.op.nn.conv2d(x, wc, strides=a["stride"], padding=a["padding"], out_dtype="int32")
+        elif op.kind == "conv1d":
+            acc = relax.op.nn.conv1d(x, wc, strides=a["stride"], padding=a["padding"], out_dtype="int32")
+        elif op.kind == "conv_transpose2d":
+            acc = relax.op.nn.conv2d_transpose(x, wc, strides=a["stride"], padding=a["padding"],
+                                               output_padding=a["output_padding"], out_dtype="int32")
+        else:
+            acc = relax.op.nn.conv1d_transpose(x, wc, strides=a["stride"], padding=a["padding"],
+                                               output_padding=a["output_padding"], out_dtype="int32")
+        ndim = w.ndim
+        acc = self.bb.emit(relax.op.add(self.bb.emit(acc), _i32(b, ndim)))
+        return self.requantize(acc, a["shift"], a["clip"], p.fmt(op.output)[0], ndim)
+
+    def add(self, op, xa, xb):
+        a, ndim = op.attrs, xa.ty.ndim
+        terms = []
+        for x, la in zip((xa, xb), a["align"]):
+            x = self.bb.emit(relax.op.astype(x, "int32"))
+            terms.append(self.bb.emit(relax.op.left_shift(x, _i32(la, ndim))) if la else x)
+        s = self.bb.emit(relax.op.add(*terms))
+        return self.requantize(s, a["shift"], a["clip"], self.prog.fmt(op.output)[0], ndim)
+
+    def pixel_shuffle(self, op, x):
+        r = op.attrs["factor"]
+        n, c, h, w = x.ty.shape.values
+        y = self.bb.emit(relax.op.reshape(x, (n, c // (r * r), r, r, h, w)))
+        y = self.bb.emit(relax.op.permute_dims(y, [0, 1, 4, 2, 5, 3]))
+        return self.bb.emit(relax.op.reshape(y, (n, c // (r * r), h * r, w * r)))
+
+    def emit(self, op, env):
+        xs = [env[i] for i in op.inputs]
+        if op.kind.startswith("conv"):
+            return self.conv(op, xs[0])
+        if op.kind == "add":
+            return self.add(op, *xs)
+        if op.kind == "clip":
+            y = self.bb.emit(relax.op.clip(xs[0], *op.attrs["clip"]))
+            return self.bb.emit(relax.op.astype(y, self.prog.fmt(op.output)[0]))
+        if op.kind == "pixel_shuffle":
+            return self.pixel_shuffle(op, xs[0])
+        if op.kind == "upsample_nearest":
+            y = xs[0]
+            for axis in range(2, y.ty.ndim):
+                y = self.bb.emit(relax.op.repeat(y, op.attrs["factor"], axis=axis))
+            return y
+        if op.kind == "concat":
+            return self.bb.emit(relax.op.concat(xs, axis=op.attrs["axis"]))
+        raise ProgramError(f"op {op.name!r}: kind {op.kind!r} has no TVM lowering")
+
+
+def to_relax(prog: Program, spatial_dims: int = 2) -> tvm.IRModule:
+    """main(x) -> output, integer ops only; batch 1, spatial dims symbolic."""
+    prove_no_overflow(prog)
+    if len(prog.inputs) != 1 or len(prog.outputs) != 1:
+        raise ProgramError("the TVM lowering takes programs with one input and one output")
+    name = prog.inputs[0]
+    spatial = [tvm.tirx.Var(v, "int64") for v in "hw"[:spatial_dims]]
+    x = relax.Var(name, relax.TensorType([1, prog.tensors[name]["channels"], *spatial], prog.fmt(name)[0]))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            env, low = {name: x}, _Lowering(prog, bb)
+            for op in prog.ops:
+                env[op.output] = low.emit(op, env)
+            out = bb.emit_output(env[prog.outputs[0]])
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def spatial_dims_of(prog: Program) -> int:
+    conv = next((op for op in prog.ops if op.kind.startswith("conv")), None)
+    return 1 if conv is not None and conv.kind.endswith("1d") else 2
+
+
+def compile_program(prog: Program, target: str, out_dir) -> Path:
+    """Compile for one of TARGETS and write its library into out_dir; -> the library path."""
+    if target not in TARGETS:
+        raise ProgramError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    spec, filename, _ = TARGETS[target]
+    mod = to_relax(prog, spatial_dims_of(prog))
+    ex = tvm.compile(mod, target=tvm.target.Target(spec))
+    path = Path(out_dir) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ex.export_library(str(path))  # .tar: objects/sources only, no cross linker needed here
+    return path
+
+
+class TvmDecoder:
+    """A compiled decoder library loaded into a Relax VM on the CPU."""
+
+    def __init__(self, lib_path):
+        self.dev = tvm.cpu()
+        self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib_path)), self.dev)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x), self.dev)).numpy()
