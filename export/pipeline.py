@@ -1,0 +1,110 @@
+"""The whole export of one run: model.pt -> ONNX QCDQ -> integer program -> test vectors -> TVM library.
+
+Writes into out_dir:
+  model.qcdq.onnx             the standard artifact (onnx.checker passes, ONNX Runtime runs it)
+  program.json, program.npz   the integer program (firmware_ref/program.py)
+  test_vectors.npz            latent, symbols, every layer's integer output, final output, provenance
+  decoder-<target>.so|.tar    the TVM library (llvm is verified here against the test vectors)
+"""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bpgan.firmware_ref.bounds import prove_no_overflow
+from bpgan.firmware_ref.decoder import run_program, symbols_to_latent
+from bpgan.firmware_ref.program import Program
+
+from .onnx_export import export_qcdq, ort_vs_fake_quant
+from .onnx_to_program import onnx_to_program
+
+ONNX_NAME, VECTORS_NAME = "model.qcdq.onnx", "test_vectors.npz"
+VECTOR_SEED, VECTOR_HW = 0, (4, 6)
+
+
+@dataclass
+class ExportReport:
+    out_dir: Path
+    program_hash: str = ""
+    ort_max_abs_diff: float = 0.0
+    ref_vs_fake_quant: dict = field(default_factory=dict)   # {"within_1_lsb": frac, "exact": frac, "max_lsb": n}
+    worst_accumulators: dict = field(default_factory=dict)
+    library: Path = None
+    verified_on_host: bool = False
+
+    def lines(self):
+        yield f"integer program {self.out_dir / 'program.json'} ({self.program_hash[:23]}...)"
+        yield f"onnx {self.out_dir / ONNX_NAME}: ORT vs Brevitas fake-quant max |diff| = {self.ort_max_abs_diff:.6g}"
+        r = self.ref_vs_fake_quant
+        yield (f"reference vs Brevitas fake-quant: {100 * r['exact']:.3f}% exact, {100 * r['within_1_lsb']:.3f}% "
+               f"within 1 LSB, max {r['max_lsb']} LSB")
+        worst = max(self.worst_accumulators.items(), key=lambda kv: kv[1])
+        yield (f"int32 overflow proof: {len(self.worst_accumulators)} layers safe, widest {worst[0]} "
+               f"|acc| <= {worst[1]} (2^{np.log2(worst[1]):.1f})")
+        yield f"test vectors {self.out_dir / VECTORS_NAME}"
+        state = "verified bit-exact against the test vectors" if self.verified_on_host else \
+            "cross-compiled; cannot run on this machine, not verified here"
+        yield f"library {self.library}: {state}"
+
+
+def load_run_model(run_dir_or_model):
+    """A run directory (its last stage) or a model.pt file -> (model, blob)."""
+    from bpgan.toolkit.training.checkpoint import final_model_path, load_model
+
+    p = Path(run_dir_or_model)
+    return load_model(p if p.is_file() else final_model_path(p))
+
+
+def _vectors(prog: Program, latent_channels: int, spatial_hw):
+    rng = np.random.default_rng(VECTOR_SEED)
+    symbols = rng.integers(0, len(prog.symbols()), size=(1, latent_channels, *spatial_hw))
+    latent = symbols_to_latent(prog, symbols)
+    env = run_program(prog, latent, keep_all=True)
+    return symbols, latent, env
+
+
+def compare_lsb(ref_int: np.ndarray, fake_quant: np.ndarray, frac_bits: int) -> dict:
+    d = np.abs(ref_int.astype(np.float64) - fake_quant.astype(np.float64) * 2.0 ** frac_bits)
+    return {"exact": float((d == 0).mean()), "within_1_lsb": float((d <= 1).mean()), "max_lsb": float(d.max())}
+
+
+def export_run(run_dir_or_model, target: str = "llvm", out_dir=None) -> ExportReport:
+    from .tvm_lower import TARGETS, TvmDecoder, compile_program
+
+    model, blob = load_run_model(run_dir_or_model)
+    src = Path(run_dir_or_model)
+    out_dir = Path(out_dir) if out_dir else (src.parent if src.is_file() else src) / "export"
+    report = ExportReport(out_dir=out_dir)
+    gen, cfg = model.generator.eval(), model.cfg
+    spatial = VECTOR_HW if getattr(model, "modality", "image") == "image" else VECTOR_HW[1:]
+
+    onnx_path = export_qcdq(gen, cfg.latent_channels, out_dir / ONNX_NAME, sample_hw=spatial)
+    table = model.quantizer.integer_centers().numpy()
+    meta = {"model": blob["model"], "stage": blob["stage"], "config": blob["config"]}
+    prog = onnx_to_program(onnx_path, symbol_table=table, meta=meta)
+    report.worst_accumulators = prove_no_overflow(prog)
+    prog.save(out_dir)
+    report.program_hash = prog.content_hash
+
+    symbols, latent, env = _vectors(prog, cfg.latent_channels, spatial)
+    latent_float = latent.astype(np.float32) * 2.0 ** -prog.fmt(prog.inputs[0])[1]
+    report.ort_max_abs_diff = ort_vs_fake_quant(onnx_path, gen, latent_float)
+    with torch.no_grad():
+        fq = gen(torch.from_numpy(latent_float)).numpy()
+    out_name = prog.outputs[0]
+    report.ref_vs_fake_quant = compare_lsb(env[out_name], fq, prog.fmt(out_name)[1])
+    provenance = {"generator": "bpgan.export.pipeline", "seed": VECTOR_SEED, "program_hash": prog.content_hash,
+                  "numpy": np.__version__, "torch": torch.__version__}
+    np.savez(out_dir / VECTORS_NAME, symbols=symbols, latent=latent, output=env[out_name],
+             provenance=np.array(json.dumps(provenance, sort_keys=True)),
+             **{f"layer/{op.output}": env[op.output] for op in prog.ops})
+
+    report.library = compile_program(prog, target, out_dir)
+    if TARGETS[target][2]:
+        got = TvmDecoder(report.library)(latent)
+        if not np.array_equal(got, env[out_name]):
+            raise RuntimeError(f"TVM {target} output differs from the reference on the test vectors")
+        report.verified_on_host = True
+    return report

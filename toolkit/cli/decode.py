@@ -1,0 +1,96 @@
+"""bpgan-decode PROGRAM_OR_RUN_DIR latent.npz -o out.png [--engine ref|tvm]: latent -> image, bit-exact.
+
+PROGRAM_OR_RUN_DIR: a folder holding program.json (what bpgan-export writes) or a run folder
+(its export/ subfolder is used). latent.npz holds `latent` (int8) or `symbols` (indices into the
+program's symbol table); test_vectors.npz from bpgan-export works as is. Output: .png (images)
+or .npz (the raw output integers). Both engines write identical files.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ENGINES = ("ref", "tvm")
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="bpgan-decode", description=__doc__.splitlines()[0])
+    p.add_argument("program", help="export folder (program.json) or run folder")
+    p.add_argument("latent", help=".npz with `latent` (int8) or `symbols`")
+    p.add_argument("-o", "--output", required=True, help="output .png or .npz")
+    p.add_argument("--engine", choices=ENGINES, default="ref", help="ref: NumPy reference; tvm: decoder-llvm.so")
+    return p.parse_args(argv)
+
+
+def program_dir(path: Path) -> Path:
+    for d in (path, path / "export"):
+        if (d / "program.json").is_file():
+            return d
+    raise ValueError(f"no program.json in {path} or {path / 'export'}; run bpgan-export first")
+
+
+def read_latent(path: Path, prog):
+    from bpgan.firmware_ref.decoder import symbols_to_latent
+
+    if not path.is_file():
+        raise ValueError(f"no latent file at {path}")
+    with np.load(path, allow_pickle=False) as z:
+        if "latent" in z.files:
+            lat = z["latent"]
+            if lat.dtype != np.int8:
+                raise ValueError(f"{path}: `latent` must be int8, got {lat.dtype}")
+            return lat
+        if "symbols" in z.files:
+            return symbols_to_latent(prog, z["symbols"])
+    raise ValueError(f"{path} holds neither `latent` nor `symbols`")
+
+
+def run_engine(engine: str, folder: Path, prog, latent: np.ndarray) -> np.ndarray:
+    if engine == "ref":
+        from bpgan.firmware_ref.decoder import run_program
+        return run_program(prog, latent)[prog.outputs[0]]
+    lib = folder / "decoder-llvm.so"
+    if not lib.is_file():
+        raise ValueError(f"no {lib.name} in {folder}; run bpgan-export with --target llvm")
+    from bpgan.export.tvm_lower import TvmDecoder
+    return TvmDecoder(lib)(latent)
+
+
+def write_output(path: Path, y: np.ndarray, frac_bits: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".png":
+        from PIL import Image
+
+        from bpgan.firmware_ref.image import to_hwc_image
+        hwc = to_hwc_image(y, frac_bits)
+        Image.fromarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc).save(path, format="PNG")
+    elif path.suffix.lower() == ".npz":
+        np.savez(path, output=y, frac_bits=np.int64(frac_bits))
+    else:
+        raise ValueError(f"output {path.name}: use .png or .npz")
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    from bpgan.firmware_ref.program import load_program
+
+    try:
+        folder = program_dir(Path(args.program))
+        prog = load_program(folder)
+        latent = read_latent(Path(args.latent), prog)
+        y = run_engine(args.engine, folder, prog, latent)
+        write_output(Path(args.output), y, prog.fmt(prog.outputs[0])[1])
+    except ValueError as e:  # ProgramError is a ValueError
+        print(f"bpgan-decode: error: {e}", file=sys.stderr)
+        return 2
+    print(f"bpgan-decode: {args.output} ({args.engine}, output {tuple(y.shape)})")
+    return 0
+
+
+def entry():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,46 @@
+"""bpgan-export RUN_DIR --target llvm|aarch64|c [--out DIR]: model -> ONNX QCDQ -> integer program -> TVM library.
+
+RUN_DIR is a bpgan-quantize run folder (its last stage is exported) or a model.pt file.
+Writes model.qcdq.onnx, program.json + program.npz, test_vectors.npz and decoder-<target>.so|.tar
+into --out (default RUN_DIR/export).
+"""
+import argparse
+import sys
+import warnings
+
+TARGET_CHOICES = ("llvm", "aarch64", "c")
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="bpgan-export", description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", help="run folder or model.pt")
+    p.add_argument("--target", choices=TARGET_CHOICES, default="llvm",
+                   help="llvm: this machine (verified); aarch64: Linux aarch64 objects (.tar); c: C source (.tar)")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/export)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    with warnings.catch_warnings():  # brevitas warns about optional CUDA kernels on import
+        warnings.simplefilter("ignore")
+        from bpgan.export.pipeline import export_run  # heavy imports (torch, onnx, tvm) after parsing
+    from bpgan.firmware_ref.bounds import AccumulatorOverflow
+    from bpgan.firmware_ref.program import ProgramError
+
+    try:
+        report = export_run(args.run_dir, args.target, args.out)
+    except (AccumulatorOverflow, ProgramError, ValueError, RuntimeError) as e:
+        print(f"bpgan-export: error: {e}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(f"bpgan-export: {line}")
+    return 0
+
+
+def entry():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
