@@ -81,12 +81,12 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
             d_loss = session.loss.discriminator(ddp_disc, x, out["x_hat"])
             d_loss.backward()
             opt_d.step()
-            running["disc"] = running.get("disc", 0.0) + float(d_loss)
+            running["disc"] = running.get("disc", 0.0) + float(d_loss.detach())
         loss, parts = session.loss.generator(x, out["x_hat"], disc)
         if admm is not None:
             penalty = admm.penalty()
             loss = loss + penalty
-            parts["admm_penalty"] = float(penalty)
+            parts["admm_penalty"] = float(penalty.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -100,7 +100,7 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
             admm.update()
             if admm_hook:
                 admm_hook(step + 1)
-        parts["loss"] = float(loss)
+        parts["loss"] = float(loss.detach())
         for k, v in parts.items():
             running[k] = running.get(k, 0.0) + v
         bar.update(1)
