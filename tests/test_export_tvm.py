@@ -1,0 +1,140 @@
+"""Reference decoder == TVM llvm module, element for element, for every op kind (no tolerance)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bpgan.firmware_ref.builder import ProgramBuilder
+from bpgan.firmware_ref.decoder import run_program
+from bpgan.firmware_ref.program import CONV_KINDS, OP_KINDS
+
+tvm_lower = pytest.importorskip("bpgan.export.tvm_lower")
+
+
+def rand_w(rng, shape, peak=127):
+    return rng.integers(-peak, peak + 1, shape).astype(np.int8)
+
+
+def program_2d():
+    """Every 2-D op kind: per-channel shifts, a left shift (k < 0), uint8 and int8 tensors."""
+    rng = np.random.default_rng(0)
+    b = ProgramBuilder({"plan": "all 2-D op kinds"})
+    x = b.input("x", "int8", 4, 3)
+    a = b.conv("conv2d", "a", x, rand_w(rng, (8, 3, 3, 3)), rng.integers(-4000, 4000, 8), [7, 8] * 4, "uint8", 6,
+               padding=1, relu=True)
+    t = b.conv("conv_transpose2d", "t", a, rand_w(rng, (8, 4, 4, 4)), rng.integers(-900, 900, 4), 9, "int8", 6,
+               stride=2, padding=1)
+    cl = b.clip("cl", t, 0, 127, "uint8")
+    up = b.upsample_nearest("up", b.conv("conv2d", "d", a, rand_w(rng, (4, 8, 1, 1)), np.zeros(4), 9, "uint8", 6,
+                                         stride=1), 2)
+    left = b.conv("conv2d", "left", x, rand_w(rng, (4, 3, 1, 1), 3), rng.integers(-9, 9, 4), 0, "int8", 6)  # k=-2
+    cat = b.concat("cat", [cl, up])
+    s2 = b.add("sum", b.conv("conv2d", "e", cat, rand_w(rng, (4, 8, 3, 3)), rng.integers(-99, 99, 4), 8, "int8", 5,
+                             padding=1), cl, "uint8", 6, relu=True)
+    out = b.add("out", s2, b.upsample_nearest("left_up", left, 2), "int8", 7)
+    return b.build([out])
+
+
+def program_1d():
+    rng = np.random.default_rng(1)
+    b = ProgramBuilder({"plan": "1-D op kinds"})
+    x = b.input("x", "int8", 5, 2)
+    h = b.conv("conv1d", "h", x, rand_w(rng, (6, 2, 5)), rng.integers(-500, 500, 6), 8, "uint8", 6, stride=1, padding=2)
+    u = b.conv("conv_transpose1d", "u", h, rand_w(rng, (6, 3, 4)), rng.integers(-500, 500, 3), 9, "int8", 5,
+               stride=2, padding=1)
+    d = b.conv("conv1d", "d", h, rand_w(rng, (3, 6, 3)), np.zeros(3), 8, "int8", 5, stride=1, padding=1)
+    out = b.add("out", u, b.upsample_nearest("d_up", d, 2), "int8", 7)
+    return b.build([out])
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """Compile each plan once: (program, decoder) pairs."""
+    root = tmp_path_factory.mktemp("tvm")
+    out = {}
+    for name, prog in [("2d", program_2d()), ("1d", program_1d()), ("ps", pixel_shuffle_program())]:
+        prog.save(root / name)
+        out[name] = (prog, tvm_lower.TvmDecoder(tvm_lower.compile_program(prog, "llvm", root / name)), root / name)
+    return out
+
+
+def pixel_shuffle_program():
+    rng = np.random.default_rng(2)
+    b = ProgramBuilder()
+    x = b.input("x", "uint8", 6, 2)
+    c = b.conv("conv2d", "c", x, rand_w(rng, (12, 2, 3, 3)), rng.integers(-99, 99, 12), 8, "uint8", 6,
+               stride=[1, 2], padding=[1, 0, 1, 2])  # asymmetric stride and padding
+    return b.build([b.pixel_shuffle("ps", c, 2)])
+
+
+def random_input(prog, shape, seed):
+    lo, hi = (0, 256) if prog.fmt(prog.inputs[0])[0] == "uint8" else (-128, 128)
+    return np.random.default_rng(seed).integers(lo, hi, shape).astype(prog.fmt(prog.inputs[0])[0])
+
+
+def test_plans_cover_every_op_kind(compiled):
+    kinds = {op.kind for prog, _, _ in compiled.values() for op in prog.ops}
+    assert kinds == set(OP_KINDS)
+    assert set(CONV_KINDS) <= kinds
+
+
+@pytest.mark.parametrize("plan,shape", [("2d", (1, 3, 5, 7)), ("2d", (1, 3, 1, 1)), ("2d", (1, 3, 8, 3)),
+                                        ("1d", (1, 2, 9)), ("1d", (1, 2, 1)), ("ps", (1, 2, 6, 4))])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tvm_equals_reference_on_random_inputs(compiled, plan, shape, seed):
+    prog, dec, _ = compiled[plan]
+    x = random_input(prog, shape, seed)
+    want = run_program(prog, x)[prog.outputs[0]]
+    got = dec(x)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_extreme_inputs_saturate_identically(compiled):
+    """Constant inputs at the ends of the range drive every clip to its bounds in both engines."""
+    for prog, dec, _ in compiled.values():
+        dtype = prog.fmt(prog.inputs[0])[0]
+        spatial = (4,) * len(prog.ops[0].attrs["stride"])
+        for fill in ((0, 255) if dtype == "uint8" else (-128, 127, 0)):
+            x = np.full((1, prog.tensors[prog.inputs[0]]["channels"]) + spatial, fill, dtype)
+            assert np.array_equal(dec(x), run_program(prog, x)[prog.outputs[0]])
+
+
+def test_same_output_across_runs_and_thread_counts(compiled, tmp_path):
+    """Two runs in this process (2 threads) and a fresh process with 1 TVM / BLAS thread agree."""
+    prog, dec, folder = compiled["2d"]
+    x = random_input(prog, (1, 3, 9, 11), 5)
+    first, second = dec(x), dec(x)
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import sys, numpy as np; from bpgan.export.tvm_lower import TvmDecoder; "
+        "from bpgan.firmware_ref import load_program, run_program; d = sys.argv[1]; "
+        "x = np.load(d + '/x.npy'); p = load_program(sys.argv[2]); "
+        "np.save(d + '/tvm.npy', TvmDecoder(sys.argv[2] + '/decoder-llvm.so')(x)); "
+        "np.save(d + '/ref.npy', run_program(p, x)[p.outputs[0]])")
+    env = dict(os.environ, TVM_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), str(folder)], check=True, env=env)
+    assert np.array_equal(first, second)
+    assert np.array_equal(first, np.load(tmp_path / "tvm.npy"))
+    assert np.array_equal(first, np.load(tmp_path / "ref.npy"))
+
+
+def test_lowering_refuses_a_program_that_can_overflow():
+    from bpgan.firmware_ref.bounds import AccumulatorOverflow
+    b = ProgramBuilder()
+    x = b.input("x", "uint8", 6, 8192)
+    b.conv("conv2d", "huge.conv", x, np.full((1, 8192, 3, 3), 127, np.int8), np.zeros(1), 8, "uint8", 6)
+    with pytest.raises(AccumulatorOverflow, match="huge.conv"):
+        tvm_lower.to_relax(b.build(["huge.conv"]))
+
+
+def test_cross_targets_write_artifacts(compiled, tmp_path):
+    prog, _, _ = compiled["ps"]
+    for target in ("aarch64", "c"):
+        path = tvm_lower.compile_program(prog, target, tmp_path)
+        assert path.is_file() and path.stat().st_size > 0
+    import tarfile
+    with tarfile.open(tmp_path / "decoder-c.tar") as tar:
+        assert any(n.endswith(".c") for n in tar.getnames())
