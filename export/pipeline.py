@@ -74,6 +74,8 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None) -> ExportRe
     from .tvm_lower import TARGETS, TvmDecoder, compile_program
 
     model, blob = load_run_model(run_dir_or_model)
+    if blob["quant"] is None:
+        raise ValueError(f"stage {blob['stage']!r} is a float model; export needs a quantized stage (qat or later)")
     src = Path(run_dir_or_model)
     out_dir = Path(out_dir) if out_dir else (src.parent if src.is_file() else src) / "export"
     report = ExportReport(out_dir=out_dir)
