@@ -28,8 +28,8 @@ from ..quant.gradient import GradQuant8
 @dataclass(frozen=True)
 class SearchConfig:
     iters: int = 50
-    lr: float = 0.02           # Adam step on z (latent units; centers are ~0.5 apart)
-    rho: float = 0.05          # ADMM penalty weight
+    lr: float = 0.05           # Adam step on z (latent units; centers are ~0.5 apart)
+    rho: float = 0.01          # ADMM penalty weight (relative to the distortion, a mean)
     mse: float = 1.0
     msssim: float = 0.0
 
