@@ -14,14 +14,13 @@ INPUT_NAME, OUTPUT_NAME = "latent", "output"
 
 def export_qcdq(generator: torch.nn.Module, in_channels: int, path, sample_hw=(4, 6)) -> Path:
     """Write generator as QCDQ ONNX with dynamic spatial size; the input is the float latent."""
-    from brevitas.export import export_onnx_qcdq  # heavy import, only when exporting
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sample = torch.zeros(1, in_channels, *sample_hw)
     dyn = {2: "h", 3: "w"} if len(sample_hw) == 2 else {2: "t"}
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # brevitas warns about optional CUDA kernels on this import
+        from brevitas.export import export_onnx_qcdq
         # TorchScript exporter: the dynamo one refuses Brevitas's quantized (int32) biases.
         export_onnx_qcdq(generator.eval(), args=sample, export_path=str(path), opset_version=OPSET,
                          dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
