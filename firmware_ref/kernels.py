@@ -38,11 +38,12 @@ def conv2d_acc(x, w, b, stride: Sequence[int], padding: Sequence[int]) -> np.nda
     xp = np.pad(x.astype(ft), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     ho, wo = (h + pt + pb - kh) // sh + 1, (wd + pl + pr - kw) // sw + 1
     acc = np.zeros((n, o, ho * wo), ft)
-    wf = w.astype(ft)
+    wt = np.ascontiguousarray(np.transpose(w, (2, 3, 0, 1)).astype(ft))  # [i, j] -> contiguous (O, C): BLAS path
     for i in range(kh):  # one (O,C) @ (C, Ho*Wo) product per tap: no big im2col buffer
         for j in range(kw):
-            patch = xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw].reshape(n, c, ho * wo)
-            acc += wf[:, :, i, j] @ patch
+            patch = xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+            for b_ in range(n):
+                acc[b_] += wt[i, j] @ np.ascontiguousarray(patch[b_]).reshape(c, ho * wo)
     return acc.astype(np.int64).reshape(n, o, ho, wo) + b.astype(np.int64).reshape(1, -1, 1, 1)
 
 
@@ -55,10 +56,12 @@ def conv_transpose2d_acc(x, w, b, stride: Sequence[int], padding: Sequence[int],
     ft = _matmul_dtype(x, w, transpose=True)
     full = np.zeros((n, o, (h - 1) * sh + kh + oph, (wd - 1) * sw + kw + opw), ft)
     xf = x.astype(ft).reshape(n, c, h * wd)
-    wt = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)).astype(ft))  # [i, j] -> (O, C)
-    for i in range(kh):  # each tap scatters one (O,C) @ (C, H*W) product onto a strided grid
-        for j in range(kw):
-            full[:, :, i:i + sh * (h - 1) + 1:sh, j:j + sw * (wd - 1) + 1:sw] += (wt[i, j] @ xf).reshape(n, o, h, wd)
+    wt = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)).reshape(kh * kw * o, c).astype(ft))
+    for b_ in range(n):  # all taps in one (KH*KW*O, C) @ (C, H*W) product, then strided scatter per tap
+        taps = (wt @ xf[b_]).reshape(kh, kw, o, h, wd)
+        for i in range(kh):
+            for j in range(kw):
+                full[b_, :, i:i + sh * (h - 1) + 1:sh, j:j + sw * (wd - 1) + 1:sw] += taps[i, j]
     ho, wo = full.shape[2] - pt - pb, full.shape[3] - pl - pr
     acc = full[:, :, pt:pt + ho, pl:pl + wo].astype(np.int64)
     return acc + b.astype(np.int64).reshape(1, -1, 1, 1)
