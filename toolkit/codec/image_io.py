@@ -8,7 +8,8 @@ pixels; the original size is kept for cropping after decoding. Tensor: x = 2 * p
 
 Output: the generator's int8 y at scale 2**-7 (value y / 128 in [-1, 127/128]) maps back through
 the inverse of the input convention, p = (y / 128 + 1) * 255 / 2 = (y + 128) * 255 / 256,
-rounded half up in integers only:  p = ((y + 128) * 255 + 128) >> 8  (0 <= p <= 254).
+rounded half up in integers only:  p = ((y + 128) * 255 + 128) >> 8  (0 <= p <= 254), which is
+firmware_ref.image.to_pixels (the one definition, shared with the reference decoder).
 Integer-only, so every decoder engine writes the same pixels; PNGs are written with fixed settings
 and no metadata, so the same pixels give byte-identical files.
 """
@@ -20,6 +21,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from bpgan.firmware_ref.image import to_pixels
+
+from ..quant.quantizers import OUTPUT_FRAC_BITS
 from ..quant.rounding import round_half_up
 
 MAX_PIXELS = 1 << 28  # refuse decompression bombs with one clear line
@@ -120,12 +124,13 @@ def int8_to_pixels(y: np.ndarray, original_size=None) -> np.ndarray:
     if original_size is not None:
         h, w = original_size
         y = y[:, :h, :w]
-    p = ((y.astype(np.int32) + 128) * 255 + 128) >> 8  # round half up of (y + 128) * 255 / 256
-    return np.ascontiguousarray(p.transpose(1, 2, 0).astype(np.uint8))
+    return np.ascontiguousarray(to_pixels(y, OUTPUT_FRAC_BITS).transpose(1, 2, 0))
 
 
 def write_png(path, pixels: np.ndarray) -> None:
     """(H, W, 3) uint8 -> PNG with fixed settings and no metadata (same pixels, same bytes)."""
+    if np.ndim(pixels) != 3 or np.shape(pixels)[2] != 3:
+        raise ValueError(f"write_png takes (H, W, 3) pixels, got {np.shape(pixels)}")
     Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(
         Path(path), format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
 

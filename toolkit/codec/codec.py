@@ -1,0 +1,86 @@
+"""One image through the codec: the pieces (search, prior, entropy coder, bitstream, image I/O) glued once.
+
+Encode: image -> encoder latent [-> ADMM latent search] -> symbols -> ANS with the prior -> bitstream.
+Decode: bitstream -> symbols -> an integer generator engine -> int8 -> pixels, cropped.
+The decode side takes the engine as a function `symbols (1, C, h, w) int64 -> int8-valued (1, 3, H, W)`,
+so the reference decoder (firmware_ref.decoder.decode_latent), the TVM library and the torch
+fake-quant generator all plug in the same way and share everything else.
+"""
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .bitstream import BitstreamError, Header, read_bitstream, write_bitstream
+from .fingerprint import model_hash as compute_model_hash
+from .image_io import LoadedImage, int8_to_pixels, output_to_int8
+from .prior import PRECISION_BITS, estimate_prior
+from .search import SearchConfig, SearchResult, latent_search
+
+Engine = Callable[[np.ndarray], np.ndarray]
+
+
+@torch.no_grad()
+def latent_indices(model, x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [-1, 1] -> (N, C, h, w) symbols of the encoder's own latent."""
+    return model.quantizer.indices(model.encoder(x))
+
+
+def prior_from_batches(model, batches: Iterable[torch.Tensor], precision_bits: int = PRECISION_BITS,
+                       smoothing: int = 1) -> np.ndarray:
+    """The prior table from training-set image batches (never from the images being coded)."""
+    model.eval()
+    cfg = model.cfg
+    return estimate_prior((latent_indices(model, x) for x in batches), cfg.latent_channels, cfg.num_centers,
+                          precision_bits, smoothing)
+
+
+@dataclass
+class Encoded:
+    data: bytes                       # the complete bitstream
+    header: Header
+    symbols: np.ndarray               # (C, h, w) int64
+    search: Optional[SearchResult]    # None when the encoder's latent was used as is
+
+
+def encode_image(model, prior: np.ndarray, image: LoadedImage, search: Optional[SearchConfig] = None,
+                 model_hash: Optional[bytes] = None) -> Encoded:
+    model.eval()
+    if search is not None and search.iters > 0:
+        found = latent_search(model, image.x, search, image.original_size)
+        symbols = found.indices.numpy()
+    else:
+        found, symbols = None, latent_indices(model, image.x)[0].numpy()
+    header = Header("image", model_hash or compute_model_hash(model, prior), model.stride, image.original_size,
+                    image.padding, tuple(symbols.shape))
+    return Encoded(write_bitstream(header, symbols, prior), header, symbols.astype(np.int64), found)
+
+
+def torch_engine(model) -> Engine:
+    """The generator in torch as a decoder engine (the QAT model's fake-quant output is on the int8 grid)."""
+    def run(symbols: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            y = model.generator(model.quantizer.dequantize(torch.from_numpy(np.asarray(symbols, dtype=np.int64))))
+        return output_to_int8(y)
+    return run
+
+
+def decode_image(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine,
+                 stride: Optional[int] = None) -> Tuple[Header, np.ndarray]:
+    """Bitstream -> (Header, (H, W, 3) uint8 pixels). BitstreamError for any stream this model cannot decode."""
+    header, symbols = read_bitstream(data, prior, model_hash)
+    if header.modality != "image":
+        raise BitstreamError(f"bitstream holds {header.modality}, not an image")
+    if stride is not None and header.stride != stride:
+        raise BitstreamError(f"bitstream stride {header.stride} differs from the model's {stride}")
+    y = np.asarray(engine(symbols[None]))
+    expected = (1, 3) + tuple(d * header.stride for d in header.latent_shape[1:])
+    if y.shape != expected:
+        raise BitstreamError(f"decoder produced {y.shape}, the header implies {expected}")
+    return header, int8_to_pixels(y, header.original_size)
+
+
+def bits_per_pixel(num_bytes: int, original_size) -> float:
+    """bpp from the real stream size, header included, over the original (unpadded) pixels."""
+    return 8.0 * num_bytes / float(np.prod(original_size))
