@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import constriction
-from bpgan.toolkit.codec.entropy import EntropyError, decode_symbols, encode_symbols
+from bpgan.toolkit.codec.ans_ref import decode_symbols_ref
+from bpgan.toolkit.codec.entropy import EntropyError, _models, decode_symbols, encode_symbols
 from bpgan.toolkit.codec.prior import cross_entropy_bits, quantize_frequencies
 
 
@@ -43,7 +44,6 @@ def test_constriction_model_is_the_integer_table():
 
     With a two-word stream [q, 1] the decoder state is 2**32 + q and its quantile is q (24-bit precision).
     """
-    from bpgan.toolkit.codec.entropy import _models
     rng = np.random.default_rng(2)
     table = _table(rng, 4, 12)
     table[0] = quantize_frequencies(np.array([[0, 0, 10**9, 0, 1, 0, 0, 0, 0, 0, 0, 7]]))[0]  # extremes
@@ -72,3 +72,19 @@ def test_decoding_garbage_never_crashes(data, n):
     except EntropyError:
         return
     assert out.shape == (2, n) and out.min(initial=0) >= 0 and out.max(initial=0) < 4
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 40), garbage=st.booleans())
+def test_plain_python_reference_decoder_equals_constriction(seed, n, garbage):
+    """ans_ref is the spec a device decoder ports: same symbols and same end-of-stream verdict, even on garbage."""
+    rng = np.random.default_rng(seed)
+    table = _table(rng, 3, 6)
+    if garbage:
+        words = rng.integers(1, 2**32, size=int(rng.integers(0, 6)), dtype=np.uint64).astype(np.uint32)
+    else:
+        words = np.frombuffer(encode_symbols(_sample(rng, table, (n,)), table), dtype="<u4")
+    coder = constriction.stream.stack.AnsCoder(words.astype(np.uint32))
+    expected = np.stack([coder.decode(m, n) for m in _models(table)])
+    got, complete = decode_symbols_ref(words.astype("<u4").tobytes(), table, (3, n))
+    assert np.array_equal(got, expected) and complete == coder.is_empty()
