@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import constriction
 from bpgan.toolkit.codec.ans_ref import decode_symbols_ref
-from bpgan.toolkit.codec.entropy import EntropyError, _models, decode_symbols, encode_symbols
+from bpgan.toolkit.codec.entropy import EntropyError, channel_models, decode_symbols, encode_symbols
 from bpgan.toolkit.codec.prior import cross_entropy_bits, quantize_frequencies
 
 
@@ -47,7 +47,7 @@ def test_constriction_model_is_the_integer_table():
     rng = np.random.default_rng(2)
     table = _table(rng, 4, 12)
     table[0] = quantize_frequencies(np.array([[0, 0, 10**9, 0, 1, 0, 0, 0, 0, 0, 0, 7]]))[0]  # extremes
-    for row, model in zip(table, _models(table)):
+    for row, model in zip(table, channel_models(table)):
         cdf = np.concatenate([[0], np.cumsum(row.astype(np.int64))])
         for i in range(len(row)):
             for q in {cdf[i], cdf[i + 1] - 1}:
@@ -85,6 +85,6 @@ def test_plain_python_reference_decoder_equals_constriction(seed, n, garbage):
     else:
         words = np.frombuffer(encode_symbols(_sample(rng, table, (n,)), table), dtype="<u4")
     coder = constriction.stream.stack.AnsCoder(words.astype(np.uint32))
-    expected = np.stack([coder.decode(m, n) for m in _models(table)])
+    expected = np.stack([coder.decode(m, n) for m in channel_models(table)])
     got, complete = decode_symbols_ref(words.astype("<u4").tobytes(), table, (3, n))
     assert np.array_equal(got, expected) and complete == coder.is_empty()

@@ -27,7 +27,8 @@ class EntropyError(ValueError):
     """A payload that does not decode to the expected symbols."""
 
 
-def _models(table: np.ndarray):
+def channel_models(table: np.ndarray) -> list:
+    """One constriction Categorical per channel whose CDF is exactly the integer table row."""
     table = check_prior(table, PRECISION_BITS)
     if PRECISION_BITS != _ANS_PRECISION:
         raise EntropyError(f"prior precision {PRECISION_BITS} differs from the coder's {_ANS_PRECISION}")
@@ -44,7 +45,7 @@ def encode_symbols(symbols: np.ndarray, table: np.ndarray) -> bytes:
     if s.size and (s.min() < 0 or s.max() >= num_centers):
         raise EntropyError(f"symbol outside [0, {num_centers})")
     flat = s.reshape(num_channels, -1).astype(np.int32)
-    models = _models(table)
+    models = channel_models(table)
     coder = constriction.stream.stack.AnsCoder()
     for c in reversed(range(num_channels)):  # a stack: push the last channel first
         coder.encode_reverse(flat[c], models[c])
@@ -60,7 +61,7 @@ def decode_symbols(payload: bytes, table: np.ndarray, shape) -> np.ndarray:
     if len(payload) % 4:
         raise EntropyError(f"payload length {len(payload)} is not a whole number of 32-bit words")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-    models = _models(table)
+    models = channel_models(table)
     per_channel = int(np.prod(shape[1:], dtype=np.int64))
     try:
         coder = constriction.stream.stack.AnsCoder(words)
