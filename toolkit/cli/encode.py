@@ -34,6 +34,8 @@ def parse(argv):
     p.add_argument("--prior", default=None, help="prior table .npy (default: prior.npy beside the model)")
     p.add_argument("--prior-from", default=None, help="estimate the prior from these training images and save it")
     p.add_argument("--prior-crops", type=int, default=64, help="training crops used by --prior-from")
+    p.add_argument("--context-prior", action="store_true",
+                   help="with --prior-from: condition each symbol on the one above and the previous channel's")
     return p.parse_args(argv)
 
 
@@ -45,7 +47,7 @@ def find_prior(args, model_file: Path, model) -> np.ndarray:
     if args.prior_from:
         from ..datasets import ImageCrops
         crops = ImageCrops(args.prior_from, 128).fixed_crops(args.prior_crops)
-        table = prior_from_batches(model, crops.split(16))
+        table = prior_from_batches(model, crops.split(16), context=args.context_prior)
         save_prior(model_file.parent / "prior.npy", table)
         print(f"bpgan-encode: prior from {args.prior_from} saved to {model_file.parent / 'prior.npy'}")
         return table

@@ -11,7 +11,9 @@ State: 64-bit integer; words: 32-bit, read from the END of the little-endian wor
           state = (state >> 24) * freq[s] + (q - cdf[s]);
           if state < 2**32 and words remain: state = (state << 32) | next word from the end.
   end:    a complete stream leaves no words and state 0.
-Channel 0 is decoded first, each channel's h*w symbols in row-major order.
+Channel 0 is decoded first, each channel's h*w symbols in row-major order. With a (C, K, L)
+context table the row of channel c is table[c, up * L + prev] (context.py: up = the symbol above,
+L in row 0; prev = the same position in channel c - 1, 0 in channel 0).
 """
 import numpy as np
 
@@ -25,7 +27,11 @@ def decode_symbols_ref(payload: bytes, table: np.ndarray, shape):
         raise ValueError(f"payload length {len(payload)} is not a whole number of 32-bit words")
     words = np.frombuffer(payload, dtype="<u4").tolist()
     table = np.asarray(table, dtype=np.int64)
-    cdfs = [np.concatenate([[0], np.cumsum(row)]).tolist() for row in table]
+    contextual = table.ndim == 3
+    num_centers = table.shape[-1]
+    rows = table.reshape(-1, num_centers)
+    cdfs = [np.concatenate([[0], np.cumsum(row)]).tolist() for row in rows]
+    freqs = rows.tolist()
     mask = (1 << PRECISION) - 1
     state = 0
     if words:
@@ -35,15 +41,23 @@ def decode_symbols_ref(payload: bytes, table: np.ndarray, shape):
         while words and state < 1 << _WORD:
             state = (state << _WORD) | words.pop()
     shape = tuple(int(d) for d in shape)
-    per_channel = int(np.prod(shape[1:], dtype=np.int64))
-    out = np.empty((shape[0], per_channel), dtype=np.int64)
+    out = np.zeros(shape, dtype=np.int64)
+    flat = out.reshape(shape[0], -1)
+    width = shape[-1] if len(shape) > 1 else 1
     for c in range(shape[0]):
-        cdf, freq = cdfs[c], table[c].tolist()
-        for i in range(per_channel):
+        for n in range(flat.shape[1]):
+            if contextual:
+                i, j = divmod(n, width)
+                up = int(flat[c, n - width]) if i > 0 else num_centers
+                prev = int(flat[c - 1, n]) if c > 0 else 0
+                r = c * table.shape[1] + up * num_centers + prev
+            else:
+                r = c
+            cdf, freq = cdfs[r], freqs[r]
             q = state & mask
             s = int(np.searchsorted(cdf, q, side="right")) - 1  # cdf[s] <= q < cdf[s + 1]
             state = (state >> PRECISION) * freq[s] + (q - cdf[s])
             if state < 1 << _WORD and words:
                 state = (state << _WORD) | words.pop()
-            out[c, i] = s
-    return out.reshape(shape), (not words and state == 0)
+            flat[c, n] = s
+    return out, (not words and state == 0)

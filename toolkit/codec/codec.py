@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .bitstream import BitstreamError, Header, read_bitstream, write_bitstream
+from .context import estimate_context_prior
 from .fingerprint import model_hash as compute_model_hash
 from .image_io import LoadedImage, int8_to_pixels, output_to_int8
 from .prior import PRECISION_BITS, estimate_prior
@@ -27,13 +28,17 @@ def latent_indices(model, x: torch.Tensor) -> torch.Tensor:
     return model.quantizer.indices(model.encoder(x))
 
 
-def prior_from_batches(model, batches: Iterable[torch.Tensor], precision_bits: int = PRECISION_BITS,
-                       smoothing: int = 1) -> np.ndarray:
-    """The prior table from training-set image batches (never from the images being coded)."""
+def prior_from_batches(model, batches: Iterable[torch.Tensor], context: bool = False,
+                       precision_bits: int = PRECISION_BITS, smoothing: int = 1) -> np.ndarray:
+    """The prior table from training-set image batches (never from the images being coded).
+
+    context=False: (C, L) per-channel table; True: (C, K, L) context table (context.py).
+    """
     model.eval()
     cfg = model.cfg
-    return estimate_prior((latent_indices(model, x) for x in batches), cfg.latent_channels, cfg.num_centers,
-                          precision_bits, smoothing)
+    estimate = estimate_context_prior if context else estimate_prior
+    return estimate((latent_indices(model, x) for x in batches), cfg.latent_channels, cfg.num_centers,
+                    precision_bits, smoothing)
 
 
 @dataclass

@@ -78,15 +78,15 @@ def estimate_prior(indices_iterable: Iterable, num_channels: int, num_centers: i
 
 
 def check_prior(table: np.ndarray, precision_bits: int = PRECISION_BITS) -> np.ndarray:
-    """Validate a frequency table; returns it as a C-contiguous uint32 array."""
+    """Validate a (C, L) per-channel or (C, K, L) context table; returns it as C-contiguous uint32."""
     t = np.asarray(table)
-    if t.ndim != 2 or t.shape[1] < 2 or not np.issubdtype(t.dtype, np.integer):
-        raise PriorError(f"prior must be an integer (C, L) table with L >= 2, got {t.dtype} {t.shape}")
+    if t.ndim not in (2, 3) or t.shape[-1] < 2 or not np.issubdtype(t.dtype, np.integer):
+        raise PriorError(f"prior must be an integer (C, L) or (C, K, L) table with L >= 2, got {t.dtype} {t.shape}")
     if (t < 1).any():
         raise PriorError("prior has a symbol with frequency 0")
-    sums = t.astype(np.int64).sum(axis=1)
+    sums = t.astype(np.int64).sum(axis=-1)
     if (sums != 1 << precision_bits).any():
-        raise PriorError(f"prior rows must sum to 2**{precision_bits}, got {sorted(set(sums.tolist()))[:3]}")
+        raise PriorError(f"prior rows must sum to 2**{precision_bits}, got {sorted(set(sums.ravel().tolist()))[:3]}")
     return np.ascontiguousarray(t, dtype=np.uint32)
 
 
@@ -105,6 +105,8 @@ def load_prior(path) -> np.ndarray:
 
 def cross_entropy_bits(symbols: np.ndarray, table: np.ndarray, precision_bits: int = PRECISION_BITS) -> float:
     """Ideal code length in bits of symbols (C, ...) under the table: sum -log2(f / 2**p)."""
-    s = np.asarray(symbols).reshape(table.shape[0], -1)
-    f = np.take_along_axis(table.astype(np.float64), s.astype(np.int64), axis=1)
+    from .context import symbol_frequencies  # context.py builds on this module
+    s = np.asarray(symbols, dtype=np.int64).reshape(np.shape(table)[0], -1)
+    rows = symbol_frequencies(np.asarray(symbols), table)
+    f = np.take_along_axis(rows.astype(np.float64), s[..., None], axis=-1)
     return float(np.sum(precision_bits - np.log2(f)))
