@@ -97,3 +97,15 @@ def test_bad_settings_are_refused():
         latent_search(model, torch.zeros(2, 3, 16, 16))
     with pytest.raises(ValueError, match="not all zero"):
         latent_search(model, torch.zeros(1, 3, 16, 16), SearchConfig(mse=0, msssim=0))
+
+
+@pytest.mark.parametrize("quantized", [True, False])
+def test_search_uses_8_bit_gradients_only_when_asked(monkeypatch, quantized):
+    from bpgan.toolkit.quant.gradient import GradQuant8
+    calls = []
+    original = GradQuant8.quantize
+    monkeypatch.setattr(GradQuant8, "quantize", lambda self, g: calls.append(1) or original(self, g))
+    model = _tiny(QuantSpec(gradient_bits=8))
+    latent_search(model, _image(), SearchConfig(iters=2, quantized_gradients=quantized))
+    assert (len(calls) > 0) == quantized
+    assert all("quantize" not in m.__dict__ for m in model.modules() if isinstance(m, GradQuant8))

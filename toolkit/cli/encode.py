@@ -31,6 +31,8 @@ def parse(argv):
     p.add_argument("--rho", type=float, default=SearchConfig.rho, help="search: ADMM penalty")
     p.add_argument("--mse", type=float, default=1.0, help="search: MSE weight")
     p.add_argument("--msssim", type=float, default=0.0, help="search: (1 - MS-SSIM) weight")
+    p.add_argument("--float-gradients", action="store_true",
+                   help="search: full-precision gradients instead of the model's 8-bit gradient quantizers")
     p.add_argument("--prior", default=None, help="prior table .npy (default: prior.npy beside the model)")
     p.add_argument("--prior-from", default=None, help="estimate the prior from these training images and save it")
     p.add_argument("--prior-crops", type=int, default=64, help="training crops used by --prior-from")
@@ -88,7 +90,8 @@ def main(argv=None) -> int:
         for note in image.notes:
             print(f"bpgan-encode: note: {note}")
         mhash = model_hash(model, prior)
-        search = SearchConfig(args.iters, args.lr, args.rho, args.mse, args.msssim) if args.iters > 0 else None
+        search = SearchConfig(args.iters, args.lr, args.rho, args.mse, args.msssim,
+                              quantized_gradients=not args.float_gradients) if args.iters > 0 else None
         t0 = time.perf_counter()
         enc = encode_image(model, prior, image, search, mhash)
         seconds = time.perf_counter() - t0

@@ -10,7 +10,8 @@ than the encoder alone by the target loss. D = mse * MSE + msssim * (1 - MS-SSIM
 images, measured on the unpadded region only.
 
 Runs through whatever generator the model has: the QAT fake-quant one (with GradQuant8 8-bit
-gradients when it was built with gradient_bits=8: the fixed-point device setting) or a float one.
+gradients when it was built with gradient_bits=8: the fixed-point device setting; or with
+full-precision gradients, quantized_gradients=False) or a float one.
 Only z receives gradients; the model's parameters are untouched, and the GradQuant8 running
 statistics that the backward passes update are restored afterwards, so the model (and its hash)
 is the same before and after a search.
@@ -32,6 +33,7 @@ class SearchConfig:
     rho: float = 0.01          # ADMM penalty weight (relative to the distortion, a mean)
     mse: float = 1.0
     msssim: float = 0.0
+    quantized_gradients: bool = True  # False: bypass the model's GradQuant8 (full-precision gradients)
 
 
 @dataclass
@@ -61,6 +63,10 @@ def _grad_stats(model):
     return [(m, m.running_max.clone(), m.scale.clone()) for m in model.modules() if isinstance(m, GradQuant8)]
 
 
+def _identity(grad):
+    return grad
+
+
 def latent_search(model, x: torch.Tensor, cfg: SearchConfig = SearchConfig(),
                   original_size: Optional[Tuple[int, int]] = None) -> SearchResult:
     """x (1, 3, H, W) padded image in [-1, 1] -> best quantized latent and a log.
@@ -74,6 +80,9 @@ def latent_search(model, x: torch.Tensor, cfg: SearchConfig = SearchConfig(),
     was_training = model.training
     model.eval()
     saved_stats = _grad_stats(model)
+    if not cfg.quantized_gradients:
+        for m, _, _ in saved_stats:
+            m.quantize = _identity  # instance attribute shadows the method until restored below
     quantizer, generator = model.quantizer, model.generator
     target = _crop(x, original_size)
 
@@ -109,5 +118,6 @@ def latent_search(model, x: torch.Tensor, cfg: SearchConfig = SearchConfig(),
         for m, running_max, scale in saved_stats:
             m.running_max.copy_(running_max)
             m.scale.copy_(scale)
+            m.__dict__.pop("quantize", None)
         model.train(was_training)
     return SearchResult(best_idx[0].detach().clone(), best_it, losses, losses[0], best_loss)
