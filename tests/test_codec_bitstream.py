@@ -103,3 +103,21 @@ def test_mutated_or_truncated_streams_decode_exactly_or_raise_bitstream_error(ed
 def test_random_bytes_never_crash(data):
     with pytest.raises(BitstreamError):
         read_bitstream(data, TABLE, HASH)
+
+
+def test_pinned_bitstream_bytes():
+    """Format, ANS coder and prior quantization together: any change to the bytes is a format change.
+
+    If this fails on purpose, bump bitstream.VERSION and re-pin; never skip it.
+    """
+    import hashlib
+
+    from bpgan.toolkit.codec.context import estimate_context_prior
+    header = Header("image", HASH, 16, (20, 40), (12, 8), (3, 2, 3))
+    symbols = (np.arange(18) * 5 % 8).reshape(3, 2, 3)
+    flat = write_bitstream(header, symbols, TABLE)
+    context_table = estimate_context_prior([(np.arange(3 * 3 * 4 * 5) * 7 % 8).reshape(3, 3, 4, 5)], 3, 8)
+    ctx = write_bitstream(header, symbols, context_table)
+    assert len(flat) == 80 and len(ctx) == 68
+    assert hashlib.sha256(flat).hexdigest()[:16] == "cf3e23d13037d54a"
+    assert hashlib.sha256(ctx).hexdigest()[:16] == "2ceeb15272d33d7e"

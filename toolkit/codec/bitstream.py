@@ -7,14 +7,15 @@ Format version 1, all integers little-endian:
   4             1     version (1)
   5             1     modality: 1 image, 2 audio
   6             1     n: number of spatial dims (2 for image: H, W; 1 for audio: samples)
-  7             1     stride: latent downsampling factor (1..255)
+  7             1     flags: 0 (reserved)
   8             16    model hash (fingerprint.model_hash of the decoder side)
-  24            2     C: latent channels
-  26            8*n   per spatial dim: original size u32, padding u16, latent size u16
-  26+8n         4     payload length in bytes
-  30+8n         4     CRC32 of the payload
-  34+8n         4     CRC32 of the header bytes [0, 34+8n)
-  38+8n         ...   payload (entropy.encode_symbols: ANS words)
+  24            2     stride: latent downsampling factor (1..65535)
+  26            2     C: latent channels
+  28            8*n   per spatial dim: original size u32, padding u16, latent size u16
+  28+8n         4     payload length in bytes
+  32+8n         4     CRC32 of the payload
+  36+8n         4     CRC32 of the header bytes [0, 36+8n)
+  40+8n         ...   payload (entropy.encode_symbols: ANS words)
 
 Geometry invariant, checked on both sides: original + padding == latent * stride and
 padding < stride, per dim; padding goes at the end (bottom / right) and is cropped after decoding.
@@ -35,7 +36,7 @@ HASH_BYTES = 16
 MODALITIES = {"image": (1, 2), "audio": (2, 1)}  # name -> (code, spatial dims)
 MAX_SYMBOLS = 1 << 28  # refuse headers that would make the decoder allocate without bound
 
-_FIXED = struct.Struct("<4sBBBB16sH")  # magic .. C
+_FIXED = struct.Struct("<4sBBBB16sHH")  # magic .. C
 _DIM = struct.Struct("<IHH")
 _TAIL = struct.Struct("<III")  # payload length, payload CRC, header CRC
 
@@ -62,7 +63,7 @@ class Header:
             return f"model hash must be {HASH_BYTES} bytes"
         if not (len(self.original_size) == len(self.padding) == ndim and len(self.latent_shape) == ndim + 1):
             return f"{self.modality} needs {ndim} spatial dims"
-        if not 1 <= self.stride <= 255 or not 1 <= self.latent_shape[0] <= 0xFFFF:
+        if not 1 <= self.stride <= 0xFFFF or not 1 <= self.latent_shape[0] <= 0xFFFF:
             return "stride or channel count out of range"
         for orig, pad, lat in zip(self.original_size, self.padding, self.latent_shape[1:]):
             if orig < 1 or not 0 <= pad < self.stride or orig + pad != lat * self.stride:
@@ -80,7 +81,7 @@ def pack(header: Header, payload: bytes) -> bytes:
     if problem:
         raise ValueError(f"cannot pack bitstream: {problem}")
     code, ndim = MODALITIES[header.modality]
-    head = _FIXED.pack(MAGIC, VERSION, code, ndim, header.stride, bytes(header.model_hash), header.latent_shape[0])
+    head = _FIXED.pack(MAGIC, VERSION, code, ndim, 0, bytes(header.model_hash), header.stride, header.latent_shape[0])
     for orig, pad, lat in zip(header.original_size, header.padding, header.latent_shape[1:]):
         if orig > 0xFFFFFFFF or lat > 0xFFFF:
             raise ValueError(f"cannot pack bitstream: size {orig} (latent {lat}) does not fit the header")
@@ -97,7 +98,7 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
         raise BitstreamError("not a bpgan bitstream (wrong magic)" if len(data) >= 4 else "truncated bitstream")
     if len(data) < _FIXED.size:
         raise BitstreamError("truncated bitstream (header incomplete)")
-    _, version, code, ndim, stride, mhash, channels = _FIXED.unpack_from(data, 0)
+    _, version, code, ndim, flags, mhash, stride, channels = _FIXED.unpack_from(data, 0)
     if version != VERSION:
         raise BitstreamError(f"unsupported bitstream version {version} (this decoder reads version {VERSION})")
     if ndim not in (1, 2):
@@ -108,6 +109,8 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
     payload_len, payload_crc, head_crc = _TAIL.unpack_from(data, head_len - _TAIL.size)
     if zlib.crc32(data[:head_len - 4]) != head_crc:
         raise BitstreamError("corrupt header (CRC mismatch)")
+    if flags != 0:
+        raise BitstreamError(f"corrupt header (unknown flags {flags:#04x})")
     names = {c: name for name, (c, _) in MODALITIES.items()}
     if code not in names:
         raise BitstreamError(f"unknown modality code {code}")
