@@ -120,3 +120,21 @@ def test_cli_errors_are_one_line_and_nonzero(run, tmp_path, capsys):
     assert encode_cli.main([str(tmp_path / "bare"), str(img), "-o", str(tmp_path / "o.bpg")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "no image file" in err[0] and "no prior table" in err[1]
+
+
+def test_forged_headers_are_refused_before_any_decoding(tmp_path):
+    from bpgan.toolkit.codec.bitstream import Header, pack
+    model, _ = _tiny()
+    prior = np.full((4, 8), 1 << 21, dtype=np.uint32)
+    mhash = model_hash(model, prior)
+
+    def engine(symbols):
+        raise AssertionError("the engine must not run")
+    huge = pack(Header("image", mhash, 16, (16 * 4096, 16 * 2048), (0, 0), (4, 4096, 2048)), b"")
+    with pytest.raises(BitstreamError, match="exceeds the decoder limit"):
+        decode_image(huge, prior, mhash, engine, 16)
+    audio = pack(Header("audio", mhash, 16, (32,), (0,), (4, 2)), b"")
+    with pytest.raises(BitstreamError, match="holds audio"):
+        decode_image(audio, prior, mhash, engine)
+    with pytest.raises(BitstreamError, match="stride 32"):
+        decode_image(pack(Header("image", mhash, 32, (32, 32), (0, 0), (4, 1, 1)), b""), prior, mhash, engine, 16)

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Optional, Tuple
 import numpy as np
 import torch
 
-from .bitstream import BitstreamError, Header, read_bitstream, write_bitstream
+from .bitstream import BitstreamError, Header, read_bitstream, unpack, write_bitstream
 from .context import estimate_context_prior
 from .fingerprint import model_hash as compute_model_hash
 from .image_io import LoadedImage, int8_to_pixels, output_to_int8
@@ -20,6 +20,7 @@ from .prior import PRECISION_BITS, estimate_prior
 from .search import SearchConfig, SearchResult, latent_search
 
 Engine = Callable[[np.ndarray], np.ndarray]
+MAX_DECODE_PIXELS = 1 << 26  # 64 Mpixel: a forged header must not make the engine allocate without bound
 
 
 @torch.no_grad()
@@ -74,13 +75,16 @@ def torch_engine(model) -> Engine:
 def decode_image(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine,
                  stride: Optional[int] = None) -> Tuple[Header, np.ndarray]:
     """Bitstream -> (Header, (H, W, 3) uint8 pixels). BitstreamError for any stream this model cannot decode."""
-    header, symbols = read_bitstream(data, prior, model_hash)
+    header, _ = unpack(data, model_hash)  # every check that needs no entropy decoding comes first
     if header.modality != "image":
         raise BitstreamError(f"bitstream holds {header.modality}, not an image")
     if stride is not None and header.stride != stride:
         raise BitstreamError(f"bitstream stride {header.stride} differs from the model's {stride}")
-    y = np.asarray(engine(symbols[None]))
     expected = (1, 3) + tuple(d * header.stride for d in header.latent_shape[1:])
+    if int(np.prod(expected[2:], dtype=np.int64)) > MAX_DECODE_PIXELS:
+        raise BitstreamError(f"image of {expected[2]}x{expected[3]} pixels exceeds the decoder limit {MAX_DECODE_PIXELS}")
+    _, symbols = read_bitstream(data, prior, model_hash)
+    y = np.asarray(engine(symbols[None]))
     if y.shape != expected:
         raise BitstreamError(f"decoder produced {y.shape}, the header implies {expected}")
     return header, int8_to_pixels(y, header.original_size)
