@@ -105,8 +105,11 @@ class _Lowering:
         raise ProgramError(f"op {op.name!r}: kind {op.kind!r} has no TVM lowering")
 
 
-def to_relax(prog: Program, spatial_dims: int = 2) -> tvm.IRModule:
-    """main(x) -> output, integer ops only; batch 1, spatial dims symbolic."""
+def to_relax(prog: Program, spatial_dims: int = 2, vnni=None) -> tvm.IRModule:
+    """main(x) -> output, integer ops only; batch 1, spatial dims symbolic.
+
+    vnni None: plain Relax ops (default pipeline, untuned). True/False: 2-D convs and adds as
+    scheduled channel-blocked kernels (tvm_blocked), with or without VNNI tensorization."""
     prove_no_overflow(prog)
     if len(prog.inputs) != 1 or len(prog.outputs) != 1:
         raise ProgramError("the TVM lowering takes programs with one input and one output")
@@ -117,11 +120,17 @@ def to_relax(prog: Program, spatial_dims: int = 2) -> tvm.IRModule:
     with bb.function("main", [x]):
         with bb.dataflow():
             env, low = {name: x}, _Lowering(prog, bb)
+            if vnni is not None and spatial_dims == 2:
+                from .tvm_blocked import BlockedLowering
+                low = BlockedLowering(prog, bb, low, vnni)
+                low.nchw[name] = x
+                env = low.env()
             for op in prog.ops:
                 env[op.output] = low.emit(op, env)
             out = bb.emit_output(env[prog.outputs[0]])
         bb.emit_func_output(out)
-    return bb.get()
+    mod = bb.get()
+    return low.finish(mod) if hasattr(low, "finish") else mod
 
 
 def spatial_dims_of(prog: Program) -> int:
@@ -129,17 +138,40 @@ def spatial_dims_of(prog: Program) -> int:
     return 1 if conv is not None and conv.kind.endswith("1d") else 2
 
 
-def compile_program(prog: Program, target: str, out_dir) -> Path:
-    """Compile for one of TARGETS and write its library into out_dir; -> the library path."""
+SCHEDULES = ("auto", "none")
+
+
+def target_of(target: str, schedule: str = "auto") -> tvm.target.Target:
+    """The TVM target; scheduled llvm builds for this machine's CPU (AVX-512 / VNNI when it has them)."""
+    spec = dict(TARGETS[target][0])
+    if schedule != "none" and target == "llvm":
+        spec["mcpu"] = tvm.target.codegen.llvm_get_system_cpu()
+    return tvm.target.Target(spec)
+
+
+def compile_program(prog: Program, target: str, out_dir, schedule: str = "auto") -> Path:
+    """Compile for one of TARGETS and write its library into out_dir; -> the library path.
+
+    schedule "auto": hand-scheduled blocked kernels (VNNI where the target has it);
+    "none": the plain default pipeline (untuned; for benchmarks and as the cross-check)."""
     if target not in TARGETS:
         raise ProgramError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    spec, filename, _ = TARGETS[target]
-    mod = to_relax(prog, spatial_dims_of(prog))
-    ex = tvm.compile(mod, target=tvm.target.Target(spec))
+    if schedule not in SCHEDULES:
+        raise ProgramError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    _, filename, _ = TARGETS[target]
+    tgt = target_of(target, schedule)
+    vnni = None if schedule == "none" else _has_vnni(tgt)
+    mod = to_relax(prog, spatial_dims_of(prog), vnni)
+    ex = tvm.compile(mod, target=tgt)
     path = Path(out_dir) / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     ex.export_library(str(path))  # .tar: objects/sources only, no cross linker needed here
     return path
+
+
+def _has_vnni(tgt) -> bool:
+    from .tvm_vnni import has_vnni
+    return has_vnni(tgt)
 
 
 class TvmDecoder:

@@ -1,0 +1,166 @@
+"""Scheduled lowering: convs as channel-blocked VNNI (or vectorized) kernels inside the Relax graph.
+
+Tensors between scheduled kernels stay in NCHW16c; the layout changes only at the graph's input and
+output, or in front of an op that has no blocked kernel (pixel shuffle, upsample, concat, clip, 1-D
+convs take the plain lowering of tvm_lower in NCHW). Each kernel is a PrimFunc emitted with
+emit_te, then replaced by its hand schedule and marked opaque, so Relax fusion leaves it alone and
+`tvm.compile` still yields one library.
+"""
+from tvm import te, tirx
+from tvm import relax
+from tvm.s_tir import Schedule
+
+from bpgan.firmware_ref.program import Program
+
+from . import tvm_kernels as K
+from .tvm_schedule import schedule_conv, tiles_for
+
+OPAQUE = {"tir.is_scheduled": True, "op_pattern": 8}
+FEW_CHANNELS = 8   # convs with at most this many outputs vectorize over pixels instead of channels
+
+
+def to_blocked_te(x):
+    """NCHW -> NCHW16c; channels past C are zero."""
+    _, c, h, w = x.shape
+    cb = (c + K.LANES - 1) // K.LANES
+    return te.compute((1, cb, h, w, K.LANES), lambda n, b, y, xx, l: tirx.if_then_else(
+        b * K.LANES + l < c, x[n, tirx.min(b * K.LANES + l, c - 1), y, xx], tirx.const(0, x.dtype)), name="blocked")
+
+
+def to_nchw_te(xb, channels):
+    _, _, h, w, _ = xb.shape
+    return te.compute((1, channels, h, w), lambda n, c, y, xx: xb[n, c // K.LANES, y, xx, c % K.LANES], name="nchw")
+
+
+def add_te(xa, xb, attrs, dtype):
+    """y = clip(rshift((a << la) + (b << lb), k), lo, hi) on blocked tensors (firmware_ref add)."""
+    la, lb = attrs["align"]
+    k, (lo, hi) = attrs["shift"], attrs["clip"]
+
+    def f(*i):
+        v = (xa(*i).astype("int32") << la) + (xb(*i).astype("int32") << lb)
+        if k > 0:
+            v = (v + (1 << (k - 1))) >> k
+        elif k < 0:
+            v = v << -k
+        return tirx.Cast(dtype, tirx.max(tirx.min(v, hi), lo))
+    return te.compute(xa.shape, f, name="add")
+
+
+def schedule_elementwise(func):
+    """Each stage: parallel over its leading loops, the 16-lane innermost loop vectorized."""
+    sch = Schedule(func)
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        loops = sch.get_loops(block)
+        sch.parallel(sch.fuse(*loops[:3]))
+        if len(loops) == 5:
+            sch.vectorize(loops[-1])
+    return sch.mod["main"]
+
+
+class BlockedLowering:
+    """Wraps the plain _Lowering: convs and adds blocked and scheduled, everything else plain."""
+
+    def __init__(self, prog: Program, bb: relax.BlockBuilder, plain, vnni: bool):
+        self.prog, self.bb, self.plain, self.vnni = prog, bb, plain, vnni
+        self.nchw, self.blocked = {}, {}
+        self.schedules = {}   # PrimFunc name -> function(PrimFunc) -> scheduled PrimFunc
+
+    def _emit_te(self, fn, args, schedule, hint):
+        name = f"{hint}_{len(self.schedules)}"
+        self.schedules[name] = schedule
+        return self.bb.emit_te(fn, *args, primfunc_name_hint=name)
+
+    def get_nchw(self, name):
+        if name not in self.nchw:
+            c = self.prog.tensors[name]["channels"]
+            self.nchw[name] = self._emit_te(lambda x: to_nchw_te(x, c), [self.blocked[name]],
+                                            schedule_elementwise, "to_nchw")
+        return self.nchw[name]
+
+    def get_blocked(self, name):
+        if name not in self.blocked:
+            x = self.get_nchw(name)
+            if not isinstance(x.ty.shape, relax.ShapeExpr):  # e.g. after repeat: give it a symbolic shape
+                c = self.prog.tensors[name]["channels"]
+                hw = [tirx.Var(v, "int64") for v in "hw"]
+                x = self.bb.match_cast(x, relax.TensorType([1, c, *hw], x.ty.dtype))
+            self.blocked[name] = self._emit_te(to_blocked_te, [x], schedule_elementwise, "to_nchw16c")
+        return self.blocked[name]
+
+    def _fresh_shape(self, x):
+        """Rebind H, W to new variables: the schedule's bound proofs fail on sizes like 2*h - 1 + 1."""
+        _, cb, _, _, lanes = x.ty.shape.values
+        h, w = tirx.Var("h", "int64"), tirx.Var("w", "int64")
+        return self.bb.match_cast(x, relax.TensorType([1, cb, h, w, lanes], x.ty.dtype))
+
+    def conv(self, op):
+        if op.kind != "conv2d" and op.kind != "conv_transpose2d":
+            return None
+        o = self.prog.arrays[op.params["weight"]].shape[0 if op.kind == "conv2d" else 1]
+        if op.kind == "conv2d" and o <= FEW_CHANNELS and tuple(op.attrs["stride"]) == (1, 1):
+            plan = K.plan_pixel_conv(op, self.prog)
+            consts = [plan.wq, plan.bias, plan.req.table(o)]
+        else:
+            plan = K.plan_phase_conv(op, self.prog)
+            if plan is None or not K.fits_offset(plan):
+                return None
+            consts = [plan.wp, plan.bias, plan.req.table(plan.bias.shape[-1])]
+        vnni = self.vnni
+
+        def build(x, *cs):  # the te placeholders come from emit_te; scheduling happens after bb.get()
+            return (K.phase_conv_te(x, *cs, plan, tiles_for(plan).tile_x) if isinstance(plan, K.PhaseConv)
+                    else K.pixel_conv_te(x, *cs, plan, tiles_for(plan).tile_x))
+        x = self.get_blocked(op.inputs[0])
+        cs = [relax.const(c) for c in consts]
+        y = self._emit_te(build, [self._fresh_shape(x)] + cs, lambda f: schedule_conv(f, plan, vnni),
+                          op.name.replace(".", "_"))
+        # back to shapes in the graph's own variables, so concat/add see equal sizes as equal
+        shape = build(te.placeholder(x.ty.shape.values, x.ty.dtype), *[te.placeholder(c.shape, str(c.dtype))
+                                                                       for c in consts]).shape
+        y = self.bb.match_cast(y, relax.TensorType(list(shape), y.ty.dtype))
+        if isinstance(plan, K.PixelConv):
+            self.nchw[op.output] = y
+        else:
+            _, ob, hq, ph, wq, pw, lanes = y.ty.shape.values
+            self.blocked[op.output] = self.bb.emit(relax.op.reshape(y, (1, ob, hq * ph, wq * pw, lanes)))
+        return True
+
+    def add(self, op):
+        a, b = op.inputs
+        if a not in self.blocked and b not in self.blocked:
+            return None
+        dtype = self.prog.fmt(op.output)[0]
+        self.blocked[op.output] = self._emit_te(lambda x, y: add_te(x, y, op.attrs, dtype),
+                                                [self.get_blocked(a), self.get_blocked(b)], schedule_elementwise, "add")
+        return True
+
+    def env(self):
+        return _NchwEnv(self)
+
+    def emit(self, op, env):
+        """Emit op; -> its output in NCHW only when the plain lowering made it (else lazily converted)."""
+        done = self.conv(op) if op.kind.startswith("conv") else self.add(op) if op.kind == "add" else None
+        if done is None:
+            self.nchw[op.output] = self.plain.emit(op, env)
+        return None
+
+    def finish(self, mod):
+        """Replace each emitted PrimFunc by its scheduled version."""
+        for gv in list(mod.get_global_vars()):
+            if gv.name_hint in self.schedules:
+                mod[gv] = self.schedules[gv.name_hint](mod[gv]).with_attrs(OPAQUE)
+        return mod
+
+
+class _NchwEnv:
+    """env[name] in NCHW for the plain lowering and the graph output: blocked tensors convert on demand."""
+
+    def __init__(self, low):
+        self.low = low
+
+    def __getitem__(self, name):
+        return self.low.get_nchw(name)
+
+    def __setitem__(self, name, value):
+        pass  # BlockedLowering.emit already recorded the output in its own layout

@@ -1,0 +1,239 @@
+"""Channel-blocked integer conv kernels as TE computes; weights packed once, at export.
+
+Activations between scheduled kernels live in NCHW16c: (1, ceil(C/16), H, W, 16); channels past C
+hold don't-care values that meet zero weights. Two kernels:
+
+PhaseConv (conv2d, and conv_transpose2d whose output is exactly stride x input):
+  a transposed conv with kernel k = s*T is s*s small convs ("phases") on the input, each with T x T
+  taps and no multiplies by inserted zeros; output pixel s*m + r comes from phase r. A plain conv
+  is the one-phase case with an input stride. Output channels in lanes of 16 (VNNI: 16 x int32).
+    acc[ob, m, rh, xm, rw, o] = sum_{a,b,cg,ci} xp[cg//4, m*S+off(rh)+a, xm*S+off(rw)+b, cg%4*4+ci]
+                                                * wp[rh, rw, ob, a, b, cg, o, ci]
+  (1, OB, Hq, Ph, Wq, Pw, 16) is byte for byte (1, OB, Hq*Ph, Wq*Pw, 16): phases interleave for free.
+
+PixelConv (stride-1 conv2d with few output channels, e.g. RGB): pixels in lanes of 16, the input
+  repacked to NCHW4c so 16 pixels x 4 channels are 64 contiguous bytes, weights broadcast.
+
+Each kernel pads its input in a first stage (the copy also does any layout change). An int8 input
+becomes x + 128 as uint8 (pad value 128 = zero) and the bias absorbs -128 * sum(w) of each phase:
+exact in int32 when 255 * sum|w| + |bias'| < 2**31, which `fits_offset` checks.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from tvm import te, tirx
+
+from bpgan.firmware_ref.program import Op, Program
+
+LANES, GROUP = 16, 4  # int32 lanes per vector; uint8 x int8 products summed per lane
+
+
+def ceil_to(v, m):
+    return (v + m - 1) // m * m
+
+
+@dataclass
+class Requant:
+    """y = clip((((acc + bias) << left) + rnd) >> right), per output channel: firmware_ref's rounding_shift."""
+    left: np.ndarray
+    rnd: np.ndarray
+    right: np.ndarray
+    clip: tuple
+    dtype: str
+
+    @classmethod
+    def of(cls, op: Op, prog: Program, channels: int):
+        k = np.broadcast_to(np.asarray(op.attrs["shift"], np.int64), (channels,))
+        right, left = np.maximum(k, 0), np.maximum(-k, 0)
+        rnd = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+        return cls(left, rnd, right, tuple(int(c) for c in op.attrs["clip"]), prog.fmt(op.output)[0])
+
+    def fold_rnd(self) -> Optional[np.ndarray]:
+        """Without left shifts the rounding constant joins the bias: one add less per output."""
+        return None if self.left.any() else self.rnd
+
+    def table(self, lanes_total: int) -> np.ndarray:
+        """(3, lanes_total) int32 [left, rnd, right], zero past the real channels."""
+        t = np.zeros((3, lanes_total), np.int32)
+        t[:, :len(self.left)] = np.stack([self.left, self.rnd, self.right])
+        return t
+
+    def apply(self, v, tab, lane):
+        """v: acc + bias (int32 expr); tab: the (3, N) te tensor of table(); lane: channel index expr."""
+        if self.left.any():
+            v = (v << tab[0, lane]) + tab[1, lane]
+        if self.right.any():
+            v = v >> (tirx.const(int(self.right[0]), "int32") if np.all(self.right == self.right[0])
+                      else tab[2, lane])
+        return tirx.Cast(self.dtype, tirx.max(tirx.min(v, self.clip[1]), self.clip[0]))
+
+
+@dataclass
+class PhaseConv:
+    """Everything packed at export for one conv / transposed conv in phase form."""
+    phases: tuple      # (Ph, Pw): 1 for conv, the stride for a transposed conv
+    stride: tuple      # input stride per output step (conv stride, 1 for transposed)
+    taps: tuple        # (KH', KW') per phase
+    offsets: tuple     # (offh[Ph], offw[Pw]) input row/col offset of each phase in the padded input
+    pad_before: tuple  # (top, left) zero rows/cols before the input
+    extent: tuple      # (dh, dw): output rows = (H + dh) // S per phase (conv), H (transposed)
+    wp: np.ndarray     # int8 (Ph, Pw, OB, KH', KW', CG, 16, 4)
+    bias: np.ndarray   # int32 (Ph, Pw, OB*16), includes the offset correction and folded rounding
+    req: Requant
+    signed_input: bool
+    out_channels: int
+
+
+def _phase_taps(k, s, p, r):
+    """Kernel taps of output phase r of a transposed conv, in input order: (offset q_r, [kernel index])."""
+    t = k // s
+    i0, q = (r + p) % s, (r + p) // s
+    return q, [i0 + s * (t - 1 - a) for a in range(t)]
+
+
+def plan_phase_conv(op: Op, prog: Program) -> Optional[PhaseConv]:
+    """Pack one conv2d / conv_transpose2d; None when it has no phase form (the plain lowering takes it)."""
+    w, b = prog.arrays[op.params["weight"]], prog.arrays[op.params["bias"]].astype(np.int64)
+    a = op.attrs
+    pt, pl, pb, pr = a["padding"]
+    if op.kind == "conv2d":
+        o, c, kh, kw = w.shape
+        w_io = np.transpose(w, (1, 0, 2, 3))[None, None]        # (1, 1, C, O, KH, KW)
+        phases, stride, taps = (1, 1), tuple(a["stride"]), (kh, kw)
+        offsets, pad_before = ((0,), (0,)), (pt, pl)
+        extent = (pt + pb - kh, pl + pr - kw)
+    else:
+        c, o, kh, kw = w.shape
+        (sh, sw), (oph, opw) = a["stride"], a["output_padding"]
+        if kh % sh or kw % sw or kh - pt - pb + oph != sh or kw - pl - pr + opw != sw:
+            return None
+        rows = [_phase_taps(kh, sh, pt, r) for r in range(sh)]
+        cols = [_phase_taps(kw, sw, pl, r) for r in range(sw)]
+        th, tw = kh // sh, kw // sw
+        top, left = th - 1 - rows[0][0], tw - 1 - cols[0][0]
+        if top < 0 or left < 0:
+            return None
+        w_io = np.stack([np.stack([w[:, :, ri][:, :, :, ci] for _, ci in cols]) for _, ri in rows])
+        phases, stride, taps = (sh, sw), (1, 1), (th, tw)
+        offsets = (tuple(q - rows[0][0] for q, _ in rows), tuple(q - cols[0][0] for q, _ in cols))
+        pad_before, extent = (top, left), None
+    ph, pw = phases
+    ob, cg = -(-o // LANES), -(-c // GROUP)
+    full = np.zeros((ph, pw, cg * GROUP, ob * LANES) + taps, np.int64)
+    full[:, :, :c, :o] = w_io.reshape(ph, pw, c, o, *taps)
+    wp = full.reshape(ph, pw, cg, GROUP, ob, LANES, *taps).transpose(0, 1, 4, 6, 7, 2, 5, 3)
+    signed = prog.fmt(op.inputs[0])[0] == "int8"
+    req = Requant.of(op, prog, o)
+    bias = np.zeros((ph, pw, ob * LANES), np.int64)
+    bias[:, :, :o] = b
+    if signed:  # (x + 128) * w summed: subtract 128 * sum(w) of the phase's taps
+        bias -= 128 * full.sum(axis=(2, 4, 5))
+    if req.fold_rnd() is not None:
+        bias[:, :, :o] += req.rnd
+    return PhaseConv(phases, stride, taps, offsets, pad_before, extent, wp.astype(np.int8),
+                     bias.astype(np.int32) if np.abs(bias).max() < 2 ** 31 else None, req, signed, o)
+
+
+def fits_offset(plan: PhaseConv) -> bool:
+    """int32 headroom for the offset trick: every partial sum of (x+128)*w plus bias fits."""
+    if plan.bias is None:
+        return False
+    worst = 255 * np.abs(plan.wp.astype(np.int64)).sum(axis=(3, 4, 5, 7)).max() + np.abs(plan.bias).max()
+    return not plan.signed_input or worst < 2 ** 31 - 1
+
+
+@dataclass
+class PixelConv:
+    """A stride-1 conv2d with few output channels, vectorized over 16 pixels."""
+    taps: tuple
+    padding: tuple     # (top, left, bottom, right)
+    wq: np.ndarray     # int8 (O, KH, KW, CG, 4)
+    bias: np.ndarray   # int32 (O,)
+    req: Requant
+    signed_input: bool
+    out_channels: int
+
+
+def plan_pixel_conv(op: Op, prog: Program) -> PixelConv:
+    w, b = prog.arrays[op.params["weight"]], prog.arrays[op.params["bias"]].astype(np.int64)
+    o, c, kh, kw = w.shape
+    full = np.zeros((o, -(-c // GROUP) * GROUP, kh, kw), np.int64)
+    full[:, :c] = w
+    wq = full.reshape(o, -1, GROUP, kh, kw).transpose(0, 3, 4, 1, 2)
+    signed = prog.fmt(op.inputs[0])[0] == "int8"
+    req = Requant.of(op, prog, o)
+    bias = b - (128 * full.sum(axis=(1, 2, 3)) if signed else 0)
+    if req.fold_rnd() is not None:
+        bias = bias + req.rnd
+    return PixelConv((kh, kw), tuple(op.attrs["padding"]), wq.astype(np.int8), bias.astype(np.int32), req,
+                     signed, o)
+
+
+def _offset(table, r):
+    """The padded-input offset of phase r as an index expression (a linear table needs no select)."""
+    if len(table) == 1:
+        return table[0]
+    step = table[1] - table[0]
+    if all(t == table[0] + i * step for i, t in enumerate(table)):
+        return table[0] + r * step
+    expr = table[-1]
+    for i in reversed(range(len(table) - 1)):
+        expr = tirx.if_then_else(r == i, table[i], expr)
+    return expr
+
+
+def _pad_stage(x, shape, top, left, signed, channel):
+    """Zero-padded (x + 128 for int8) copy of blocked x in the shape the kernel reads; channel(l...) maps lanes."""
+    _, _, h, w, _ = x.shape
+    zero = tirx.const(128 if signed else 0, "uint8")
+
+    def f(n, g, y, xx, lane):
+        yy, xs = y - top, xx - left
+        cb, cl = channel(g, lane)
+        v = x[n, cb, yy, xs, cl]
+        v = (v.astype("int32") + 128).astype("uint8") if signed else v
+        return tirx.if_then_else(tirx.all(yy >= 0, yy < h, xs >= 0, xs < w), v, zero)
+    return te.compute(shape, f, name="pad")
+
+
+def phase_conv_te(x, wp, bias, tab, plan: PhaseConv, tile_x: int):
+    """x (1, CB, H, W, 16) -> (1, OB, Hq, Ph, Wq, Pw, 16) of the output dtype."""
+    _, cb, h, w, _ = x.shape
+    (ph, pw), (sh, sw), (kh, kw), (offh, offw) = plan.phases, plan.stride, plan.taps, plan.offsets
+    ob, cg = wp.shape[2], wp.shape[5]
+    if plan.extent is None:
+        hq, wq = h, w
+    else:
+        hq, wq = (h + plan.extent[0]) // sh + 1, (w + plan.extent[1]) // sw + 1
+    wq_r = ceil_to(wq, tile_x)  # whole register tiles: the extra columns read padding, never stored
+    hp, wpd = (hq - 1) * sh + max(offh) + kh, (wq_r - 1) * sw + max(offw) + kw
+    xp = _pad_stage(x, (1, cb, hp, wpd, LANES), *plan.pad_before, plan.signed_input, lambda g, l: (g, l))
+    ra, rb = te.reduce_axis((0, kh), "ra"), te.reduce_axis((0, kw), "rb")
+    rc, ri = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, GROUP), "ri")
+    acc = te.compute(
+        (1, ob, hq, ph, wq_r, pw, LANES),
+        lambda n, b, m, rh, xm, rw, o: te.sum(
+            xp[n, rc // 4, m * sh + _offset(offh, rh) + ra, xm * sw + _offset(offw, rw) + rb, rc % 4 * 4 + ri]
+            .astype("int32") * wp[rh, rw, b, ra, rb, rc, o, ri].astype("int32"), axis=[ra, rb, rc, ri]),
+        name="acc")
+    return te.compute((1, ob, hq, ph, wq, pw, LANES), lambda n, b, m, rh, xm, rw, o: plan.req.apply(
+        acc[n, b, m, rh, xm, rw, o] + bias[rh, rw, b * LANES + o], tab, b * LANES + o), name="out")
+
+
+def pixel_conv_te(x, wq, bias, tab, plan: PixelConv, tile_x: int):
+    """x (1, CB, H, W, 16) -> (1, O, Ho, Wo) NCHW of the output dtype."""
+    _, cb, h, w, _ = x.shape
+    o, kh, kw, cg, _ = wq.shape
+    pt, pl, pb, pr = plan.padding
+    ho, wo = h + pt + pb - kh + 1, w + pl + pr - kw + 1
+    wo_r = ceil_to(wo, LANES * tile_x)
+    xp = _pad_stage(x, (1, cg, ho + kh - 1, wo_r + kw - 1, GROUP), pt, pl, plan.signed_input,
+                    lambda g, l: ((g * GROUP + l) // LANES, (g * GROUP + l) % LANES))
+    ra, rb = te.reduce_axis((0, kh), "ra"), te.reduce_axis((0, kw), "rb")
+    rc, ri = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, GROUP), "ri")
+    acc = te.compute((1, o, ho, wo_r), lambda n, c, y, xx: te.sum(
+        xp[n, rc, y + ra, xx + rb, ri].astype("int32") * wq[c, ra, rb, rc, ri].astype("int32"),
+        axis=[ra, rb, rc, ri]), name="acc")
+    return te.compute((1, o, ho, wo), lambda n, c, y, xx: plan.req.apply(acc[n, c, y, xx] + bias[c], tab, c),
+                      name="out")

@@ -1,0 +1,83 @@
+"""AVX512-VNNI dot products as TVM tensor intrinsics (uint8 x int8 -> int32, exact).
+
+vpdpbusd adds, per int32 lane, four uint8 x int8 products to the accumulator with no intermediate
+saturation, so it is bit-exact to the int32 reference (the AVX512-BW pmaddubsw route saturates in
+int16 and is not). TVM's built-in `dot_16x4_vnni` passes int32x16 operands, which the bundled
+LLVM rejects (it wants <64 x i8>); these versions reinterpret the operands as u8x64 / i8x64.
+
+Two shapes, both one instruction:
+  OC16   C[16] += A[4] . B[16, 4]    16 output channels of one pixel (A broadcast: activations)
+  PIX16  C[16] += A[16, 4] . B[4]    16 pixels of one output channel (B broadcast: weights)
+The activation operand is always the unsigned one (vpdpbusd's first source).
+"""
+import tvm
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+VNNI = "llvm.x86.avx512.vpdpbusd.512"
+OC16_INTRIN, PIX16_INTRIN = "bpgan_vnni_oc16x4", "bpgan_vnni_pix16x4"
+
+
+@T.prim_func(s_tir=True)
+def _oc16_desc(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((16, 4), "int8", offset_factor=1),
+               C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+        T.writes(C[0:16])
+        for i, k in T.grid(16, 4):
+            with T.sblock("update"):
+                vi, vk = T.axis.remap("SR", [i, k])
+                C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+
+@T.prim_func(s_tir=True)
+def _oc16_impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((16, 4), "int8", offset_factor=1),
+               C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+        T.writes(C[0:16])
+        a_i32 = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
+        C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id(VNNI), C.vload([0], "int32x16"),
+            T.reinterpret(T.broadcast(a_i32, 16), dtype="uint8x64"), B.vload([0, 0], "int8x64"),
+            dtype="int32x16")
+
+
+@T.prim_func(s_tir=True)
+def _pix16_desc(A: T.Buffer((16, 4), "uint8", offset_factor=1), B: T.Buffer((4,), "int8", offset_factor=1),
+                C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:16, 0:4], B[0:4])
+        T.writes(C[0:16])
+        for i, k in T.grid(16, 4):
+            with T.sblock("update"):
+                vi, vk = T.axis.remap("SR", [i, k])
+                C[vi] = C[vi] + T.cast(A[vi, vk], "int32") * T.cast(B[vk], "int32")
+
+
+@T.prim_func(s_tir=True)
+def _pix16_impl(A: T.Buffer((16, 4), "uint8", offset_factor=1), B: T.Buffer((4,), "int8", offset_factor=1),
+                C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:16, 0:4], B[0:4])
+        T.writes(C[0:16])
+        b_i32 = T.reinterpret(B.vload([0], "int8x4"), dtype="int32")
+        C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id(VNNI), C.vload([0], "int32x16"), A.vload([0, 0], "uint8x64"),
+            T.reinterpret(T.broadcast(b_i32, 16), dtype="int8x64"), dtype="int32x16")
+
+
+def _register():
+    for name, desc, impl in ((OC16_INTRIN, _oc16_desc, _oc16_impl), (PIX16_INTRIN, _pix16_desc, _pix16_impl)):
+        if TensorIntrin.get(name, allow_missing=True) is None:
+            TensorIntrin.register(name, desc, impl)
+
+
+_register()
+
+
+def has_vnni(target: tvm.target.Target) -> bool:
+    """True for llvm x86 targets whose CPU has AVX512-VNNI (the 512-bit vpdpbusd)."""
+    if target.kind.name != "llvm":
+        return False
+    return bool(tvm.target.codegen.target_has_features("avx512vnni", target))
