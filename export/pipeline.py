@@ -33,6 +33,7 @@ class ExportReport:
     worst_accumulators: dict = field(default_factory=dict)
     library: Path = None
     verified_on_host: bool = False
+    schedule: str = "auto"
 
     def lines(self):
         yield f"integer program {self.out_dir / 'program.json'} ({self.program_hash[:23]}...)"
@@ -46,7 +47,8 @@ class ExportReport:
         yield f"test vectors {self.out_dir / VECTORS_NAME}"
         state = "verified bit-exact against the test vectors" if self.verified_on_host else \
             "cross-compiled; cannot run on this machine, not verified here"
-        yield f"library {self.library}: {state}"
+        kernels = "hand-scheduled blocked kernels" if self.schedule == "auto" else "plain default pipeline"
+        yield f"library {self.library} ({kernels}): {state}"
 
 
 def load_run_model(run_dir_or_model):
@@ -70,7 +72,7 @@ def compare_lsb(ref_int: np.ndarray, fake_quant: np.ndarray, frac_bits: int) -> 
     return {"exact": float((d == 0).mean()), "within_1_lsb": float((d <= 1).mean()), "max_lsb": float(d.max())}
 
 
-def export_run(run_dir_or_model, target: str = "llvm", out_dir=None) -> ExportReport:
+def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: str = "auto") -> ExportReport:
     from .tvm_lower import TARGETS, TvmDecoder, compile_program
 
     model, blob = load_run_model(run_dir_or_model)
@@ -103,7 +105,8 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None) -> ExportRe
              provenance=np.array(json.dumps(provenance, sort_keys=True)),
              **{f"layer/{op.output}": env[op.output] for op in prog.ops})
 
-    report.library = compile_program(prog, target, out_dir)
+    report.library = compile_program(prog, target, out_dir, schedule)
+    report.schedule = schedule
     if TARGETS[target][2]:
         got = TvmDecoder(report.library)(latent)
         if not np.array_equal(got, env[out_name]):

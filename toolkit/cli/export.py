@@ -1,8 +1,9 @@
-"""bpgan-export RUN_DIR --target llvm|aarch64|c [--out DIR]: model -> ONNX QCDQ -> integer program -> TVM library.
+"""bpgan-export RUN_DIR --target llvm|aarch64|c [--out DIR] [--schedule auto|none]: model -> ONNX QCDQ -> integer program -> TVM library.
 
 RUN_DIR is a bpgan-quantize run folder (its last stage is exported) or a model.pt file.
 Writes model.qcdq.onnx, program.json + program.npz, test_vectors.npz and decoder-<target>.so|.tar
-into --out (default RUN_DIR/export).
+into --out (default RUN_DIR/export). The library holds hand-scheduled channel-blocked kernels
+(VNNI where the CPU has it); --schedule none builds the plain, untuned one (for benchmarks).
 """
 import argparse
 import sys
@@ -17,6 +18,8 @@ def parse(argv):
     p.add_argument("--target", choices=TARGET_CHOICES, default="llvm",
                    help="llvm: this machine (verified); aarch64: Linux aarch64 objects (.tar); c: C source (.tar)")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/export)")
+    p.add_argument("--schedule", choices=("auto", "none"), default="auto",
+                   help="auto: scheduled int8 kernels (default); none: untuned default pipeline")
     return p.parse_args(argv)
 
 
@@ -29,7 +32,7 @@ def main(argv=None) -> int:
     from bpgan.firmware_ref.program import ProgramError
 
     try:
-        report = export_run(args.run_dir, args.target, args.out)
+        report = export_run(args.run_dir, args.target, args.out, args.schedule)
     except (AccumulatorOverflow, ProgramError, ValueError, RuntimeError) as e:
         print(f"bpgan-export: error: {e}", file=sys.stderr)
         return 2
