@@ -1,8 +1,10 @@
-"""Time the generator at 768x512 on one latent: PyTorch float, ORT float, ORT QCDQ, TVM integer, reference.
+"""Time the generator at 768x512 on one latent: PyTorch float, ORT float, ORT QCDQ, TVM integer
+(hand-scheduled and untuned), reference.
 
-python bench/bench_decoder.py [RUN_DIR_OR_MODEL] [--repeat N]
+python bench/bench_decoder.py [RUN_DIR_OR_MODEL] [--repeat N] [--skip-untuned]
 Without a run, a default-config bpgan-image generator with random weights is timed (weights do not
-change the work). Prints the median ms of each engine and its ratio to PyTorch float.
+change the work). Prints the median ms of each engine, its ratio to PyTorch float and to the
+scheduled TVM library, and the fraction of the measured VNNI peak (bench_kernels.py) it reaches.
 """
 import argparse
 import tempfile
@@ -22,6 +24,17 @@ from bpgan.toolkit.models import build_model, model_config  # noqa: E402
 from bpgan.toolkit.quant import QuantSpec  # noqa: E402
 
 THREADS = 2
+
+
+def generator_macs(prog, env) -> int:
+    """Multiply-adds of every conv in the program at the benched size (taps x in x out x input/output pixels)."""
+    total = 0
+    for op in prog.ops:
+        if op.kind.startswith("conv"):
+            w = prog.arrays[op.params["weight"]]
+            pixels = env[op.inputs[0]] if "transpose" in op.kind else env[op.output]
+            total += w.size * int(np.prod(pixels.shape[2:]))
+    return total
 
 
 def median_ms(fn, repeat):
@@ -53,6 +66,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--height", type=int, default=512)
     p.add_argument("--width", type=int, default=768)
+    p.add_argument("--skip-untuned", action="store_true", help="leave out the slow untuned TVM library")
     args = p.parse_args(argv)
     torch.set_num_threads(THREADS)
     qat, flt, cfg = models(args.run)
@@ -62,8 +76,9 @@ def main(argv=None):
     qcdq = export_qcdq(qat.generator, c, tmp / "model.qcdq.onnx")
     prog = onnx_to_program(qcdq, qat.quantizer.integer_centers().numpy())
     t = time.perf_counter()
-    lib = compile_program(prog, "llvm", tmp)
+    lib = compile_program(prog, "llvm", tmp / "scheduled")
     compile_s = time.perf_counter() - t
+    plain = None if args.skip_untuned else TvmDecoder(compile_program(prog, "llvm", tmp / "untuned", "none"))
     float_onnx = tmp / "float.onnx"
     with torch.no_grad():
         torch.onnx.export(flt.generator, torch.zeros(1, c, h, w), str(float_onnx), input_names=[INPUT_NAME],
@@ -73,23 +88,36 @@ def main(argv=None):
     xf = latent.astype(np.float32) * 2.0 ** -cfg.latent_frac_bits
     xt = torch.from_numpy(xf)
     ort_f, ort_q, tvm_dec = ort_session(float_onnx, THREADS), ort_session(qcdq, THREADS), TvmDecoder(lib)
-    y_ref = run_program(prog, latent)[prog.outputs[0]]
+    env = run_program(prog, latent, keep_all=True)
+    y_ref = env[prog.outputs[0]]
     assert np.array_equal(tvm_dec(latent), y_ref), "TVM and reference disagree"
+    assert plain is None or np.array_equal(plain(latent), y_ref), "untuned TVM and reference disagree"
 
     with torch.no_grad():
         rows = [("PyTorch float", lambda: flt.generator(xt)),
                 ("ONNX Runtime float", lambda: ort_f.run(None, {INPUT_NAME: xf})),
                 ("ONNX Runtime QCDQ", lambda: ort_q.run(None, {INPUT_NAME: xf})),
-                ("TVM integer (default pipeline)", lambda: tvm_dec(latent)),
+                ("TVM integer (scheduled)", lambda: tvm_dec(latent)),
+                *([("TVM integer (untuned)", lambda: plain(latent))] if plain else []),
                 ("reference decoder (NumPy)", lambda: run_program(prog, latent))]
         results = [(name, median_ms(fn, args.repeat)) for name, fn in rows]
-    base = results[0][1]
+    base, tvm_ms = results[0][1], results[3][1]
+    macs = generator_macs(prog, env)
+    try:
+        from bench_kernels import vnni_peak_gmacs
+        peak = vnni_peak_gmacs(THREADS)
+    except RuntimeError:
+        peak = None
     print(f"generator {args.width}x{args.height}, latent {tuple(latent.shape)}, widths {cfg.generator_widths}, "
           f"{cfg.res_blocks} res blocks, {cfg.upsample}; {THREADS} threads, median of {args.repeat}")
-    print(f"TVM compile time {compile_s:.1f} s; TVM output == reference output: True")
-    print(f"{'engine':32s} {'ms':>10s} {'x PyTorch float':>16s}")
+    print(f"TVM compile time {compile_s:.1f} s; TVM outputs == reference output: True")
+    print(f"{macs / 1e9:.3f} GMAC; VNNI peak " + (f"{peak:.0f} GMAC/s -> roofline {macs / peak / 1e6:.2f} ms"
+                                                   if peak else "n/a (no AVX512-VNNI)"))
+    print(f"{'engine':32s} {'ms':>10s} {'x PyTorch float':>16s} {'x TVM scheduled':>16s} {'GMAC/s':>8s}")
     for name, ms in results:
-        print(f"{name:32s} {ms:10.1f} {ms / base:16.2f}")
+        print(f"{name:32s} {ms:10.2f} {ms / base:16.3f} {ms / tvm_ms:16.1f} {macs / ms / 1e6:8.1f}")
+    if peak:
+        print(f"TVM scheduled reaches {100 * macs / tvm_ms / 1e6 / peak:.0f}% of the measured VNNI peak")
 
 
 if __name__ == "__main__":
