@@ -1,0 +1,45 @@
+"""Pictures of a comparison: rate-distortion curves and side-by-side crops."""
+from pathlib import Path
+from typing import Dict, List
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def rd_plot(path: Path, model_points: Dict[str, dict], anchors: Dict[str, List[dict]], title: str):
+    """bpp vs PSNR and vs MS-SSIM: anchors as curves, the model's variants as points."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "msssim", "MS-SSIM")):
+        for codec, pts in anchors.items():
+            pts = [p for p in pts if p.get(metric) is not None]
+            ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-", ms=3, label=codec)
+        markers = iter("s^vD<>pP*Xh")
+        for name, p in model_points.items():
+            if p.get(metric) is not None:
+                ax.plot([p["bpp"]], [p[metric]], next(markers, "o"), ms=8, label=f"bpgan {name}")
+        ax.set_xlabel("bits per pixel (file size)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def crops_plot(path: Path, panels: Dict[str, np.ndarray], size: int = 192):
+    """Centre crops of the same image, one panel each (original, float, fixed point, anchor...)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    for ax, (label, img) in zip(np.atleast_1d(axes), panels.items()):
+        h, w = img.shape[:2]
+        s = min(size, h, w)
+        y, x = (h - s) // 2, (w - s) // 2
+        ax.imshow(img[y:y + s, x:x + s], interpolation="nearest")
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
