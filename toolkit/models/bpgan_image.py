@@ -6,7 +6,7 @@ or pixel shuffle) -> conv to RGB; relu4 everywhere, output clamped to int8 at sc
 Images live in [-1, 1] (x = 2 * pixel / 255 - 1).
 """
 import math
-from typing import List, Literal, Optional
+from typing import ClassVar, List, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
@@ -18,6 +18,9 @@ from .registry import register_model
 
 class BPGANImageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    modality: ClassVar[str] = "image"
+    signal_dims: ClassVar[int] = 2                         # (N, 3, H, W)
+    signal_channels: ClassVar[int] = 3
     latent_channels: int = Field(8, ge=1, le=256)          # C
     num_centers: int = Field(8, ge=2, le=256)              # L
     downsample: Literal[16, 32] = 16

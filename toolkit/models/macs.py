@@ -7,8 +7,8 @@ def _is(mod, names):
     return type(mod).__name__ in names
 
 
-CONV = ("Conv2d", "QuantConv2d")
-CONV_T = ("ConvTranspose2d", "QuantConvTranspose2d")
+CONV = ("Conv1d", "QuantConv1d", "Conv2d", "QuantConv2d")
+CONV_T = ("ConvTranspose1d", "QuantConvTranspose1d", "ConvTranspose2d", "QuantConvTranspose2d")
 
 
 @torch.no_grad()
@@ -19,9 +19,9 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> dict:
     def hook(name):
         def fn(mod, inp, out):
             per_weight_row = mod.weight[0].numel()
-            if _is(mod, CONV):  # each output element: cin/groups * kh * kw
+            if _is(mod, CONV):  # each output element: cin/groups * kernel taps
                 per_layer[name] = out.numel() // out.shape[0] * per_weight_row
-            else:  # each input element is scattered into cout/groups * kh * kw outputs
+            else:  # each input element is scattered into cout/groups * kernel taps outputs
                 x = inp[0].value if hasattr(inp[0], "value") else inp[0]
                 per_layer[name] = x.numel() // x.shape[0] * per_weight_row
         return fn

@@ -13,12 +13,13 @@ def fold_batchnorm(model: nn.Module) -> dict:
     """
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for name, mod in model.named_modules():
-        if not isinstance(mod, ConvAct) or not isinstance(mod.bn, nn.BatchNorm2d):
+        if not isinstance(mod, ConvAct) or not isinstance(mod.bn, (nn.BatchNorm1d, nn.BatchNorm2d)):
             continue
         bn, conv = mod.bn, mod.conv
         g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         c = bn.bias - bn.running_mean * g
-        shape = (1, -1, 1, 1) if mod.transpose else (-1, 1, 1, 1)  # out channels: dim 1 for convT
+        spatial = (1,) * (conv.weight.ndim - 2)
+        shape = (1, -1) + spatial if mod.transpose else (-1, 1) + spatial  # out channels: dim 1 for convT
         prefix = f"{name}." if name else ""
         state[prefix + "conv.weight"] = conv.weight * g.reshape(shape)
         bias = conv.bias if conv.bias is not None else torch.zeros_like(g)

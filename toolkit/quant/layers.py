@@ -55,19 +55,31 @@ class Relu4(nn.Module):
         return torch.clamp(x, 0.0, 4.0)
 
 
+_FLOAT_CONV = {(1, False): nn.Conv1d, (1, True): nn.ConvTranspose1d, (2, False): nn.Conv2d, (2, True): nn.ConvTranspose2d}
+_QUANT_CONV = {(1, False): qnn.QuantConv1d, (1, True): qnn.QuantConvTranspose1d,
+               (2, False): qnn.QuantConv2d, (2, True): qnn.QuantConvTranspose2d}
+
+
 class LayerFactory:
-    def __init__(self, quant: Optional[QuantSpec], batchnorm: bool = False):
+    """dims: 2 for images (N, C, H, W), 1 for signals over time (N, C, T), e.g. mel bands as channels."""
+
+    def __init__(self, quant: Optional[QuantSpec], batchnorm: bool = False, dims: int = 2):
+        if dims not in (1, 2):
+            raise ValueError(f"LayerFactory dims must be 1 or 2, got {dims}")
         self.quant = quant
         self.batchnorm = batchnorm and quant is None  # BN is folded before QAT
+        self.dims = dims
+
+    def batch_norm(self, channels: int) -> nn.Module:
+        return (nn.BatchNorm1d if self.dims == 1 else nn.BatchNorm2d)(channels)
 
     def conv(self, cin, cout, k, stride=1, padding=None, in_fmt: Fmt = RELU4, transpose=False):
         padding = (k - 1) // 2 if padding is None else padding
         args = dict(in_channels=cin, out_channels=cout, kernel_size=k, stride=stride, padding=padding,
                     bias=True)
         if self.quant is None:
-            return (nn.ConvTranspose2d if transpose else nn.Conv2d)(**args)
-        cls = qnn.QuantConvTranspose2d if transpose else qnn.QuantConv2d
-        return cls(**args, input_quant=act_quant_for(in_fmt), weight_quant=weight_quant(self.quant.per_channel_weights),
+            return _FLOAT_CONV[self.dims, transpose](**args)
+        return _QUANT_CONV[self.dims, transpose](**args, input_quant=act_quant_for(in_fmt), weight_quant=weight_quant(self.quant.per_channel_weights),
                    bias_quant=Int32BiasHalfUp, return_quant_tensor=False)
 
     def act(self, fmt: Fmt) -> nn.Module:
@@ -95,7 +107,7 @@ class ConvAct(nn.Module):
         super().__init__()
         self.in_fmt, self.out_fmt, self.transpose = in_fmt, out_fmt, transpose
         self.conv = f.conv(cin, cout, k, stride, padding, in_fmt, transpose)
-        self.bn = nn.BatchNorm2d(cout) if f.batchnorm and out_fmt != OUTPUT else nn.Identity()
+        self.bn = f.batch_norm(cout) if f.batchnorm and out_fmt != OUTPUT else nn.Identity()
         self.act = f.act(out_fmt)
         self.grad = f.grad()
 
