@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..datasets import ImageCrops
+from ..datasets import signal_crops
 from ..recipes import RecipeError, load_recipe
 from ..training.checkpoint import STAGE_ORDER, load_model
 from ..training.distributed import Dist
@@ -39,8 +39,10 @@ def main(argv=None) -> int:
     if dist.enabled and dist.main:
         print(f"bpgan-quantize: data parallel over {dist.world} processes ({dist.device.type})")
     try:
-        train_data = ImageCrops(recipe.data.train, recipe.data.crop)
-        val_data = ImageCrops(recipe.data.val, recipe.data.val_crop)
+        data, modality = recipe.data, recipe.model_cfg().modality
+        train_data = signal_crops(modality, data.train, data.crop, exclude=data.holdout)
+        val_data = signal_crops(modality, data.train, data.val_crop, only=data.holdout) if data.holdout \
+            else signal_crops(modality, data.val, data.val_crop)
         session = Session(recipe, out, train_data, val_data, dist, show_progress=not args.quiet)
         runner = StageRunner(session)
         results = runner.run(until=args.until)

@@ -1,6 +1,6 @@
 """Recipe files: YAML validated by a schema; every error is one line naming the field."""
 from pathlib import Path
-from typing import Dict, Literal, Optional, Union
+from typing import Dict, List, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,11 +18,12 @@ class Strict(BaseModel):
 
 
 class DataSpec(Strict):
-    train: str = EMBEDDED          # folder of images (relative to the recipe file) or "embedded"
+    train: str = EMBEDDED          # folder of images / audio clips (relative to the recipe file) or "embedded"
     val: str = EMBEDDED
-    crop: int = Field(128, ge=16)
+    crop: int = Field(128, ge=16)  # pixels a side (image) or mel frames of 8 ms (audio)
     val_crop: int = Field(256, ge=16)
     val_count: int = Field(8, ge=1)
+    holdout: List[str] = []        # audio: clip names in `train` kept out of training; validation uses them
 
 
 class LossSpec(Strict):
@@ -96,7 +97,14 @@ class Recipe(Strict):
         name = fields.pop("name", None)
         if name not in MODELS:
             raise ValueError(f"model.name must be one of {sorted(MODELS)}, got {name!r}")
-        model_config(name, fields)  # raises ValidationError naming the field
+        cfg = model_config(name, fields)  # raises ValidationError naming the field
+        for field in ("crop", "val_crop"):
+            if getattr(self.data, field) % cfg.downsample:
+                raise ValueError(f"data.{field} must be a multiple of the model's downsample {cfg.downsample}")
+        if cfg.modality != "image" and self.loss.msssim:
+            raise ValueError(f"loss.msssim: MS-SSIM is an image loss; set it to 0 for {cfg.modality} models")
+        if cfg.modality != "audio" and self.data.holdout:
+            raise ValueError("data.holdout: held-out clip lists are for audio models only")
         return self
 
     @property
@@ -149,6 +157,12 @@ def load_recipe(path: Union[str, Path]) -> Recipe:
             if not folder.is_dir():
                 raise RecipeError(f"{path}: data.{field}: no such folder {folder}")
             setattr(recipe.data, field, str(folder))
+    if recipe.data.holdout:
+        from ..datasets import audio_paths
+        try:
+            audio_paths(recipe.data.train, only=recipe.data.holdout)
+        except ValueError as e:
+            raise RecipeError(f"{path}: data.holdout: {e}") from None
     ckpt = recipe.stages.float.checkpoint
     if ckpt is not None:
         p = (path.parent / ckpt).resolve()

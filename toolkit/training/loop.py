@@ -12,12 +12,22 @@ from ..losses import CodecLoss
 from .distributed import Dist, unwrap
 
 
+def validation_metrics(modality: str, x: torch.Tensor, x_hat: torch.Tensor) -> Dict[str, float]:
+    """Images: PSNR and MS-SSIM; audio: log-spectral distance (dB) and PSNR of the [-1, 1] mel."""
+    if modality == "audio":
+        from ..evaluation.audio_metrics import mel_lsd
+        lsd = [mel_lsd(a.numpy(), b.numpy()) for a, b in zip(x.cpu(), x_hat.cpu())]
+        return {"mel_lsd_db": sum(lsd) / len(lsd), "mel_psnr": psnr(x, x_hat)}
+    return {"psnr": psnr(x, x_hat), "msssim": msssim(x, x_hat)}
+
+
 class Session:
     """What every stage shares: recipe, data, loss, discriminator, output folder, process group."""
 
     def __init__(self, recipe, out_dir: Path, train_data, val_data, dist: Dist, show_progress=True):
         self.recipe, self.out_dir, self.dist = recipe, Path(out_dir), dist
         self.train_data, self.val_data = train_data, val_data
+        self.modality = recipe.model_cfg().modality
         self.loss = CodecLoss(**recipe.loss.model_dump())
         self.show_progress = show_progress and dist.main
 
@@ -29,7 +39,7 @@ class Session:
         x = self.val_data.fixed_crops(self.recipe.data.val_count).to(self.dist.device)
         x_hat = torch.cat([model(x[i:i + 4])["x_hat"] for i in range(0, len(x), 4)])
         model.train(was)
-        return {"psnr": psnr(x, x_hat), "msssim": msssim(x, x_hat)}
+        return validation_metrics(self.modality, x, x_hat)
 
 
 def sigma_schedule(recipe, stage: str, step: int, steps: int) -> float:

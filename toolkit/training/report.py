@@ -44,10 +44,10 @@ def model_summary(model, blob) -> dict:
         sparsity[name] = {
             "target": None, "pruned": None if m is None else float(1 - m.float().mean()),
             "int8_zeros": float(np.mean(l["weight"] == 0)), "weights": int(l["weight"].size)}
-    s = model.stride
-    example = torch.zeros(1, model.cfg.latent_channels, 4, 4)
+    s, dims = model.stride, model.cfg.signal_dims
+    example = torch.zeros(1, model.cfg.latent_channels, *(4,) * dims)
     macs = count_macs(gen, example)
-    pixels = (4 * s) ** 2
+    pixels = (4 * s) ** dims  # output positions: pixels (image) or mel frames (audio)
     if layers:
         sizes = model_sizes(layers, codebooks_in_layer_units(layers, blob.get("codebooks")))
     else:  # a float model: only the float32 size exists
@@ -57,6 +57,7 @@ def model_summary(model, blob) -> dict:
     return {"sizes_bytes": sizes,
             "sparsity": sparsity, "generator_params": count_params(gen),
             "generator_macs_per_pixel": macs["total"] / pixels,
+            "output_unit": "frame" if dims == 1 else "pixel",
             "macs_per_pixel_by_layer": {k: v / pixels for k, v in macs["per_layer"].items()}}
 
 
@@ -70,28 +71,34 @@ def write_report(out_dir: Path, recipe, results: dict, summary: dict, targets: d
     return report
 
 
+VAL_TITLES = {"psnr": "val PSNR dB", "msssim": "val MS-SSIM", "mel_lsd_db": "val mel LSD dB",
+              "mel_psnr": "val mel PSNR dB"}
+
+
 def _fmt(v, spec=".4f"):
     return "-" if v is None else format(v, spec)
 
 
 def render_markdown(rep: dict) -> str:
+    val_keys = list(next(iter(rep["stages"].values()))["val"]) if rep["stages"] else []
     lines = [f"# Report: {rep['recipe']}", "", "## Stages", "",
-             "| stage | steps | final loss | val PSNR dB | val MS-SSIM |", "|---|---|---|---|---|"]
+             "| stage | steps | final loss | " + " | ".join(VAL_TITLES.get(k, k) for k in val_keys) + " |",
+             "|---|---|---|" + "---|" * len(val_keys)]
     for st, m in rep["stages"].items():
         hist = m.get("history") or []
         last = hist[-1] if hist else {}
-        lines.append(f"| {st} | {last.get('step', 0)} | {_fmt(last.get('loss'))} | {_fmt(m['val']['psnr'], '.2f')} "
-                     f"| {_fmt(m['val']['msssim'])} |")
+        vals = " | ".join(_fmt(m["val"].get(k), ".4f" if k == "msssim" else ".2f") for k in val_keys)
+        lines.append(f"| {st} | {last.get('step', 0)} | {_fmt(last.get('loss'))} | {vals} |")
     z = rep["sizes_bytes"]
     lines += ["", "## Generator", "",
               f"- parameters: {rep['generator_params']:,}",
-              f"- MACs per output pixel: {rep['generator_macs_per_pixel']:,.0f}", "",
+              f"- MACs per output {rep.get('output_unit', 'pixel')}: {rep['generator_macs_per_pixel']:,.0f}", "",
               "| storage | bytes | vs float32 |", "|---|---|---|"]
     for k in ("float32_dense", "int8_dense", "int8_sparse", "codebook_sparse"):
         ratio = None if z[k] is None else z["float32_dense"] / z[k]
         lines.append(f"| {k} | {'-' if z[k] is None else f'{z[k]:,}'} | {_fmt(ratio, '.1f')}x |")
     lines += ["", "## Per-layer sparsity", "",
-              "| layer | weights | target | pruned | int8 zeros | kMAC/pixel |", "|---|---|---|---|---|---|"]
+              f"| layer | weights | target | pruned | int8 zeros | kMAC/{rep.get('output_unit', 'pixel')} |", "|---|---|---|---|---|---|"]
     for name, s in rep["sparsity"].items():
         lines.append(f"| {name} | {s['weights']} | {_fmt(s['target'], '.3f')} | {_fmt(s['pruned'], '.3f')} | "
                      f"{s['int8_zeros']:.3f} | {rep['macs_per_pixel_by_layer'].get(name, 0) / 1000:.2f} |")
