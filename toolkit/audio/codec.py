@@ -1,0 +1,93 @@
+"""One speech clip through the codec: WAV -> mel -> symbols -> bitstream -> int8 mel -> WAV.
+
+Reuses the image codec's pieces unchanged: the .bpg bitstream (modality "audio", one spatial dim),
+the per-channel integer prior, constriction ANS, the model hash and the decoder engines
+(`symbols (1, C, n) int64 -> int8 (1, 64, T)`: firmware_ref reference, TVM library, torch fake-quant).
+Geometry in the header is in samples: stride = frames per latent step x HOP samples, original size
+= the clip's samples at 8 kHz, padding up to latent steps x stride. The mel has T = ceil(n / HOP)
+frames, padded by repeating the last frame to a multiple of the model stride, cropped after decoding.
+The integer mel the engine returns is the bit-exact contract; Griffin-Lim after it is float.
+"""
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..codec.bitstream import BitstreamError, Header, read_bitstream, unpack, write_bitstream
+from ..codec.codec import Encoded, Engine, latent_indices
+from ..codec.fingerprint import model_hash as compute_model_hash
+from ..codec.search import SearchConfig, latent_search
+from ..quant.quantizers import OUTPUT_FRAC_BITS
+from .mel import GRIFFIN_LIM_ITERS, HOP, int8_to_unit, mel_to_wav, num_frames, pad_frames, wav_to_mel
+from .wav import SAMPLE_RATE, LoadedAudio
+
+MAX_DECODE_FRAMES = 1 << 22  # about 9 hours: a forged header must not make the engine allocate without bound
+
+
+def samples_per_step(model) -> int:
+    """Samples of audio per latent step: the bitstream's stride."""
+    return model.stride * HOP
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    x: torch.Tensor        # (1, 64, T + pad) float32 in [-1, 1]
+    mel: np.ndarray        # (64, T) the unpadded mel, for measuring
+    num_samples: int
+
+
+def prepare(audio: LoadedAudio, stride: int) -> PreparedAudio:
+    mel = wav_to_mel(audio.samples)
+    return PreparedAudio(torch.from_numpy(pad_frames(mel, stride))[None], mel, len(audio.samples))
+
+
+def encode_audio(model, prior: np.ndarray, audio: LoadedAudio, search: Optional[SearchConfig] = None,
+                 model_hash: Optional[bytes] = None) -> Tuple[Encoded, PreparedAudio]:
+    if getattr(model, "modality", "image") != "audio":
+        raise ValueError("this model codes images, not audio")
+    model.eval()
+    prep = prepare(audio, model.stride)
+    if search is not None and search.iters > 0:
+        found = latent_search(model, prep.x, search, (prep.mel.shape[1],))
+        symbols = found.indices.numpy()
+    else:
+        found, symbols = None, latent_indices(model, prep.x)[0].numpy()
+    step = samples_per_step(model)
+    steps = symbols.shape[1]
+    header = Header("audio", model_hash or compute_model_hash(model, prior), step, (prep.num_samples,),
+                    (steps * step - prep.num_samples,), tuple(symbols.shape))
+    return Encoded(write_bitstream(header, symbols, prior), header, symbols.astype(np.int64), found), prep
+
+
+def decode_mel(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine,
+               stride: Optional[int] = None) -> Tuple[Header, np.ndarray]:
+    """Bitstream -> (Header, int8 mel codes (64, T)): the bit-exact part. BitstreamError on any bad stream."""
+    header, _ = unpack(data, model_hash)  # every check that needs no entropy decoding comes first
+    if header.modality != "audio":
+        raise BitstreamError(f"bitstream holds {header.modality}, not audio")
+    if stride is not None and header.stride != stride:
+        raise BitstreamError(f"bitstream stride {header.stride} samples differs from the model's {stride}")
+    if header.stride % HOP:
+        raise BitstreamError(f"bitstream stride {header.stride} is not a whole number of {HOP}-sample frames")
+    frames = header.latent_shape[1] * header.stride // HOP
+    if frames > MAX_DECODE_FRAMES:
+        raise BitstreamError(f"{frames} mel frames exceed the decoder limit {MAX_DECODE_FRAMES}")
+    _, symbols = read_bitstream(data, prior, model_hash)
+    y = np.asarray(engine(symbols[None]))
+    if y.ndim != 3 or y.shape[0] != 1 or y.shape[2] != frames:
+        raise BitstreamError(f"decoder produced {y.shape}, the header implies (1, bands, {frames})")
+    return header, y[0, :, :num_frames(header.original_size[0])]
+
+
+def decode_audio(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine, stride: Optional[int] = None,
+                 iters: int = GRIFFIN_LIM_ITERS) -> Tuple[Header, np.ndarray, np.ndarray]:
+    """Bitstream -> (Header, int8 mel (64, T), float32 samples at 8 kHz via Griffin-Lim)."""
+    header, mel_codes = decode_mel(data, prior, model_hash, engine, stride)
+    samples = mel_to_wav(int8_to_unit(mel_codes, OUTPUT_FRAC_BITS), header.original_size[0], iters)
+    return header, mel_codes, samples
+
+
+def bits_per_second(num_bytes: int, num_samples: int) -> float:
+    """Bit rate from the real stream size, header included, over the clip's duration."""
+    return 8.0 * num_bytes * SAMPLE_RATE / float(num_samples)
