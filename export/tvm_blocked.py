@@ -109,15 +109,16 @@ class BlockedLowering:
         vnni = self.vnni
 
         def build(x, *cs):  # the te placeholders come from emit_te; scheduling happens after bb.get()
-            return (K.phase_conv_te(x, *cs, plan, tiles_for(plan).tile_x) if isinstance(plan, K.PhaseConv)
-                    else K.pixel_conv_te(x, *cs, plan, tiles_for(plan).tile_x))
+            fn = K.phase_conv_te if isinstance(plan, K.PhaseConv) else K.pixel_conv_te
+            return list(fn(x, *cs, plan, tiles_for(plan).tile_x))  # [padded copy, output]
         x = self.get_blocked(op.inputs[0])
         cs = [relax.const(c) for c in consts]
         y = self._emit_te(build, [self._fresh_shape(x)] + cs, lambda f: schedule_conv(f, plan, vnni),
                           op.name.replace(".", "_"))
+        y = self.bb.emit(relax.TupleGetItem(y, 1))
         # back to shapes in the graph's own variables, so concat/add see equal sizes as equal
         shape = build(te.placeholder(x.ty.shape.values, x.ty.dtype), *[te.placeholder(c.shape, str(c.dtype))
-                                                                       for c in consts]).shape
+                                                                       for c in consts])[1].shape
         y = self.bb.match_cast(y, relax.TensorType(list(shape), y.ty.dtype))
         if isinstance(plan, K.PixelConv):
             self.nchw[op.output] = y

@@ -14,7 +14,9 @@ PhaseConv (conv2d, and conv_transpose2d whose output is exactly stride x input):
 PixelConv (stride-1 conv2d with few output channels, e.g. RGB): pixels in lanes of 16, the input
   repacked to NCHW4c so 16 pixels x 4 channels are 64 contiguous bytes, weights broadcast.
 
-Each kernel pads its input in a first stage (the copy also does any layout change). An int8 input
+Each kernel pads its input in a first stage (the copy also does any layout change); the padded
+copy is a second output, so the Relax VM plans and reuses its memory instead of the kernel
+allocating megabytes per call. An int8 input
 becomes x + 128 as uint8 (pad value 128 = zero) and the bias absorbs -128 * sum(w) of each phase:
 exact in int32 when 255 * sum|w| + |bias'| < 2**31, which `fits_offset` checks.
 """
@@ -198,7 +200,7 @@ def _pad_stage(x, shape, top, left, signed, channel):
 
 
 def phase_conv_te(x, wp, bias, tab, plan: PhaseConv, tile_x: int):
-    """x (1, CB, H, W, 16) -> (1, OB, Hq, Ph, Wq, Pw, 16) of the output dtype."""
+    """x (1, CB, H, W, 16) -> (padded input, (1, OB, Hq, Ph, Wq, Pw, 16) of the output dtype)."""
     _, cb, h, w, _ = x.shape
     (ph, pw), (sh, sw), (kh, kw), (offh, offw) = plan.phases, plan.stride, plan.taps, plan.offsets
     ob, cg = wp.shape[2], wp.shape[5]
@@ -217,12 +219,12 @@ def phase_conv_te(x, wp, bias, tab, plan: PhaseConv, tile_x: int):
             xp[n, rc // 4, m * sh + _offset(offh, rh) + ra, xm * sw + _offset(offw, rw) + rb, rc % 4 * 4 + ri]
             .astype("int32") * wp[rh, rw, b, ra, rb, rc, o, ri].astype("int32"), axis=[ra, rb, rc, ri]),
         name="acc")
-    return te.compute((1, ob, hq, ph, wq, pw, LANES), lambda n, b, m, rh, xm, rw, o: plan.req.apply(
+    return xp, te.compute((1, ob, hq, ph, wq, pw, LANES), lambda n, b, m, rh, xm, rw, o: plan.req.apply(
         acc[n, b, m, rh, xm, rw, o] + bias[rh, rw, b * LANES + o], tab, b * LANES + o), name="out")
 
 
 def pixel_conv_te(x, wq, bias, tab, plan: PixelConv, tile_x: int):
-    """x (1, CB, H, W, 16) -> (1, O, Ho, Wo) NCHW of the output dtype."""
+    """x (1, CB, H, W, 16) -> (padded input, (1, O, Ho, Wo) NCHW of the output dtype)."""
     _, cb, h, w, _ = x.shape
     o, kh, kw, cg, _ = wq.shape
     pt, pl, pb, pr = plan.padding
@@ -235,5 +237,5 @@ def pixel_conv_te(x, wq, bias, tab, plan: PixelConv, tile_x: int):
     acc = te.compute((1, o, ho, wo_r), lambda n, c, y, xx: te.sum(
         xp[n, rc, y + ra, xx + rb, ri].astype("int32") * wq[c, ra, rb, rc, ri].astype("int32"),
         axis=[ra, rb, rc, ri]), name="acc")
-    return te.compute((1, o, ho, wo), lambda n, c, y, xx: plan.req.apply(acc[n, c, y, xx] + bias[c], tab, c),
-                      name="out")
+    return xp, te.compute((1, o, ho, wo), lambda n, c, y, xx: plan.req.apply(acc[n, c, y, xx] + bias[c], tab, c),
+                          name="out")
