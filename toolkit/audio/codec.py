@@ -91,3 +91,12 @@ def decode_audio(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engi
 def bits_per_second(num_bytes: int, num_samples: int) -> float:
     """Bit rate from the real stream size, header included, over the clip's duration."""
     return 8.0 * num_bytes * SAMPLE_RATE / float(num_samples)
+
+
+def prior_from_clips(model, source: str, exclude=(), crops: int = 64, crop_frames: int = 128) -> np.ndarray:
+    """The (C, L) prior from training clips' mel crops (never from the clips being coded)."""
+    from ..codec.codec import prior_from_batches
+    from ..datasets import MelCrops
+    crop_frames -= crop_frames % model.stride
+    mels = MelCrops(source, crop_frames, exclude=exclude).fixed_crops(crops)
+    return prior_from_batches(model, mels.split(16))
