@@ -3,6 +3,8 @@ same 8 kHz 16-bit signals as BPGAN through their Debian command-line tools (code
 
 Bit rate is 8 * (real file size) / seconds: Codec2 writes headerless frames (.bit), Opus its Ogg
 container with headers and tags, as a user would store them (our bitstreams count their header too).
+Codec2 delays its output (about 100 samples at 8 kHz); STOI is not delay-invariant (PESQ is), so
+each decoded signal is shifted back by the lag that maximises its cross-correlation with the input.
 A tool that is not installed is reported by `available()` and skipped with a notice by the caller.
 """
 import shutil
@@ -55,6 +57,14 @@ def _opus(samples: np.ndarray, tmp: Path) -> Tuple[np.ndarray, int]:
     return read_audio(out).samples[:len(samples)], coded.stat().st_size
 
 
+def remove_delay(reference: np.ndarray, decoded: np.ndarray, max_lag: int = 800) -> Tuple[np.ndarray, int]:
+    """decoded shifted earlier by its lag (0..max_lag samples) against reference, zero-filled at the end."""
+    n = min(len(reference), len(decoded))
+    spectrum = np.fft.rfft(decoded[:n], 2 * n) * np.conj(np.fft.rfft(reference[:n], 2 * n))
+    lag = int(np.argmax(np.fft.irfft(spectrum, 2 * n)[:max_lag + 1]))
+    return np.concatenate([decoded[lag:], np.zeros(lag, np.float32)]), lag
+
+
 def run_anchor(name: str, samples: np.ndarray) -> Dict[str, object]:
     """-> {"samples": decoded float32 at 8 kHz (length of the input), "bytes": coded file size}."""
     with tempfile.TemporaryDirectory(prefix="bpgan-anchor-") as d:
@@ -65,4 +75,5 @@ def run_anchor(name: str, samples: np.ndarray) -> Dict[str, object]:
             decoded, size = _opus(samples, tmp)
     if len(decoded) < len(samples):  # codecs drop a partial last frame: pad with silence
         decoded = np.pad(decoded, (0, len(samples) - len(decoded)))
-    return {"samples": decoded, "bytes": size}
+    decoded, lag = remove_delay(samples, decoded[:len(samples)])
+    return {"samples": decoded, "bytes": size, "delay_samples": lag}
