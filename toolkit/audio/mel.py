@@ -65,6 +65,10 @@ def mel_to_wav(mel_unit: np.ndarray, num_samples: int, iters: int = GRIFFIN_LIM_
 
     power = 10.0 ** (unit_to_db(mel_unit) / 10.0)
     magnitude = librosa.feature.inverse.mel_to_stft(power, sr=SAMPLE_RATE, n_fft=N_FFT, power=2.0)
+    # Griffin-Lim re-analyses its estimate each iteration: the length must give back exactly T centred
+    # frames (1 + L // HOP == T), so run at T * HOP - 1 samples and pad the one missing sample, if any.
+    frames = magnitude.shape[1]
     y = librosa.griffinlim(magnitude, n_iter=max(int(iters), 1), hop_length=HOP, n_fft=N_FFT,
-                           length=num_samples, random_state=seed)
-    return np.asarray(y, np.float32)
+                           length=frames * HOP - 1, random_state=seed)
+    y = np.asarray(y[:num_samples], np.float32)
+    return np.pad(y, (0, num_samples - len(y))) if len(y) < num_samples else y

@@ -1,0 +1,131 @@
+"""The audio generator through the export chain and the codec: reference == TVM bit for bit,
+decode(encode(x)) == the integer generator on the encoder's symbols, any clip length, clear errors."""
+import numpy as np
+import pytest
+import torch
+
+from bpgan.firmware_ref.decoder import decode_latent, symbols_to_latent
+from bpgan.firmware_ref.program import load_program
+from bpgan.toolkit.audio.codec import bits_per_second, decode_audio, decode_mel, encode_audio, prior_from_clips, \
+    samples_per_step
+from bpgan.toolkit.audio.mel import HOP, num_frames
+from bpgan.toolkit.audio.wav import SAMPLE_RATE, to_mono_8k
+from bpgan.toolkit.codec.bitstream import BitstreamError, Header, write_bitstream
+from bpgan.toolkit.codec.codec import latent_indices, torch_engine
+from bpgan.toolkit.codec.fingerprint import model_hash
+from bpgan.toolkit.training.checkpoint import save_model
+
+from conftest import SHARED_DATA
+from tiny_audio import speech_like, tiny_audio_model
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run folder with the tiny QAT audio model, its prior (embedded clip) and its llvm export."""
+    from bpgan.export.tvm_lower import TvmDecoder
+    from bpgan.toolkit.cli import export as export_cli
+    run = tmp_path_factory.mktemp("audio_run")
+    model, quant = tiny_audio_model()
+    save_model(run / "qat" / "model.pt", model, "bpgan-audio", quant, "qat")
+    prior = prior_from_clips(model, "embedded", crops=6, crop_frames=64)
+    np.save(run / "qat" / "prior.npy", prior)
+    assert export_cli.main([str(run), "--target", "llvm"]) == 0
+    prog = load_program(run / "export")
+    tvm = TvmDecoder(run / "export" / "decoder-llvm.so")
+    engines = {"ref": lambda s: decode_latent(prog, s), "tvm": lambda s: tvm(symbols_to_latent(prog, s))}
+    return run, model, prior, prog, engines
+
+
+def test_program_is_one_dimensional(run):
+    _, _, _, prog, _ = run
+    kinds = {op.kind for op in prog.ops}
+    assert {"conv1d", "conv_transpose1d", "add"} <= kinds and not any(k.endswith("2d") for k in kinds)
+
+
+def test_tvm_equals_reference_on_vectors_and_random_latents(run):
+    run_dir, model, _, prog, engines = run
+    with np.load(run_dir / "export" / "test_vectors.npz") as v:
+        assert np.array_equal(engines["tvm"](v["symbols"]), v["output"])
+    for seed, steps in [(0, 1), (1, 5), (2, 13)]:
+        symbols = np.random.default_rng(seed).integers(0, model.cfg.num_centers, (1, model.cfg.latent_channels, steps))
+        ref = engines["ref"](symbols)
+        assert ref.shape == (1, 64, 8 * steps) and np.array_equal(engines["tvm"](symbols), ref)
+
+
+def test_reference_matches_fake_quant_within_one_lsb(run):
+    _, model, _, prog, engines = run
+    symbols = np.random.default_rng(4).integers(0, model.cfg.num_centers, (1, model.cfg.latent_channels, 20))
+    d = np.abs(engines["ref"](symbols).astype(int) - torch_engine(model)(symbols).astype(int))
+    print(f"reference vs fake-quant: {100 * (d == 0).mean():.3f}% exact, max {d.max()} LSB")
+    assert (d <= 1).mean() >= 0.999
+
+
+@pytest.mark.parametrize("num_samples", [256, 3001, 4096, 12345])
+def test_decode_of_encode_is_the_integer_generator_on_the_encoders_symbols(run, num_samples):
+    _, model, prior, prog, engines = run
+    audio = to_mono_8k(speech_like(num_samples / SAMPLE_RATE, seed=num_samples), SAMPLE_RATE)
+    mhash = model_hash(model, prior)
+    enc, prep = encode_audio(model, prior, audio, None, mhash)
+    step = samples_per_step(model)
+    assert enc.header.original_size == (num_samples,) and (num_samples + enc.header.padding[0]) % step == 0
+    expected = decode_latent(prog, latent_indices(model, prep.x)[0].numpy()[None])[0, :, :num_frames(num_samples)]
+    header, codes, samples = decode_audio(enc.data, prior, mhash, engines["ref"], step, iters=4)
+    assert np.array_equal(codes, expected) and codes.shape == (64, -(-num_samples // HOP))
+    assert samples.shape == (num_samples,) and samples.dtype == np.float32
+    _, tvm_codes = decode_mel(enc.data, prior, mhash, engines["tvm"], step)
+    assert np.array_equal(tvm_codes, codes)
+    assert bits_per_second(len(enc.data), num_samples) == 8.0 * len(enc.data) * SAMPLE_RATE / num_samples
+
+
+def test_encoding_is_deterministic_across_runs(run):
+    _, model, prior, _, _ = run
+    audio = to_mono_8k(speech_like(0.4), SAMPLE_RATE)
+    assert encode_audio(model, prior, audio)[0].data == encode_audio(model, prior, audio)[0].data
+
+
+def test_an_image_bitstream_or_a_foreign_model_is_refused(run):
+    _, model, prior, _, engines = run
+    mhash = model_hash(model, prior)
+    symbols = np.zeros((model.cfg.latent_channels, 2, 3), np.int64)
+    image = write_bitstream(Header("image", mhash, 16, (32, 48), (0, 0), symbols.shape), symbols, prior)
+    with pytest.raises(BitstreamError, match="not audio"):
+        decode_mel(image, prior, mhash, engines["ref"])
+    enc, _ = encode_audio(model, prior, to_mono_8k(speech_like(0.3), SAMPLE_RATE), None, mhash)
+    with pytest.raises(BitstreamError, match="made for model"):
+        decode_mel(enc.data, prior, bytes(16), engines["ref"])
+
+
+def test_an_image_model_refuses_audio(run):
+    from bpgan.toolkit.models import build_model, model_config
+    image_model = build_model("bpgan-image", model_config("bpgan-image", {}))
+    with pytest.raises(ValueError, match="codes images"):
+        encode_audio(image_model, run[2], to_mono_8k(speech_like(0.3), SAMPLE_RATE))
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "ljspeech").is_dir(), reason="LJ Speech not present")
+def test_a_real_clip_round_trips_with_identical_codes_from_both_engines(run):
+    from bpgan.toolkit.audio.wav import read_audio
+    _, model, prior, _, engines = run
+    audio = read_audio(SHARED_DATA / "ljspeech" / "LJ001-0008.wav")
+    mhash = model_hash(model, prior)
+    enc, _ = encode_audio(model, prior, audio, None, mhash)
+    _, ref = decode_mel(enc.data, prior, mhash, engines["ref"])
+    _, tvm = decode_mel(enc.data, prior, mhash, engines["tvm"])
+    assert np.array_equal(ref, tvm) and ref.shape[1] == num_frames(len(audio.samples))
+
+
+def test_batchnorm_1d_folds_into_the_conv():
+    from bpgan.toolkit.models import build_model, model_config
+    from bpgan.toolkit.quant import fold_batchnorm
+    torch.manual_seed(0)
+    cfg = model_config("bpgan-audio", {"encoder_widths": [8, 8, 8], "generator_widths": [8, 8, 8, 8],
+                                       "latent_channels": 2, "res_blocks": 1})
+    model = build_model("bpgan-audio", cfg)
+    model.train()
+    for _ in range(3):
+        model(torch.randn(4, 64, 16))
+    model.eval()
+    folded = build_model("bpgan-audio", cfg.model_copy(update={"batchnorm": False})).eval()
+    folded.generator.load_state_dict(fold_batchnorm(model.generator))
+    z = torch.randn(2, 2, 5)
+    assert torch.allclose(model.generator(z), folded.generator(z), atol=1e-5)
