@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bpgan.toolkit.training.checkpoint import final_model_path
+
 from bpgan.firmware_ref.bounds import prove_no_overflow
 from bpgan.firmware_ref.decoder import run_program, symbols_to_latent
-from bpgan.firmware_ref.program import Program
+from bpgan.firmware_ref.program import PRIOR_KEY, Program
 
 from .onnx_export import export_qcdq, ort_vs_fake_quant
 from .onnx_to_program import onnx_to_program
@@ -32,6 +34,7 @@ class ExportReport:
     ref_vs_fake_quant: dict = field(default_factory=dict)   # {"within_1_lsb": frac, "exact": frac, "max_lsb": n}
     worst_accumulators: dict = field(default_factory=dict)
     library: Path = None
+    prior_path: Path = None
     verified_on_host: bool = False
     schedule: str = "auto"
 
@@ -44,6 +47,9 @@ class ExportReport:
         worst = max(self.worst_accumulators.items(), key=lambda kv: kv[1])
         yield (f"int32 overflow proof: {len(self.worst_accumulators)} layers safe, widest {worst[0]} "
                f"|acc| <= {worst[1]} (2^{np.log2(worst[1]):.1f})")
+        yield (f"prior {self.prior_path} stored in the program: bitstreams decode from the program alone" if self.prior_path
+               else "no prior.npy in the run: the program decodes latents, not bitstreams "
+                    "(bpgan-quantize writes one; or bpgan-encode --prior-from DATA)")
         yield f"test vectors {self.out_dir / VECTORS_NAME}"
         state = "verified bit-exact against the test vectors" if self.verified_on_host else \
             "cross-compiled; cannot run on this machine, not verified here"
@@ -53,7 +59,7 @@ class ExportReport:
 
 def load_run_model(run_dir_or_model):
     """A run directory (its last stage) or a model.pt file -> (model, blob)."""
-    from bpgan.toolkit.training.checkpoint import final_model_path, load_model
+    from bpgan.toolkit.training.checkpoint import load_model
 
     p = Path(run_dir_or_model)
     return load_model(p if p.is_file() else final_model_path(p))
@@ -65,6 +71,21 @@ def _vectors(prog: Program, latent_channels: int, spatial_hw):
     latent = symbols_to_latent(prog, symbols)
     env = run_program(prog, latent, keep_all=True)
     return symbols, latent, env
+
+
+def attach_prior(prog: Program, model, src: Path):
+    """Put the run's prior table and the bitstream model hash into the program; None if the run has none."""
+    from bpgan.toolkit.codec.fingerprint import model_hash
+    from bpgan.toolkit.codec.prior import PRECISION_BITS, load_prior
+
+    model_dir = src.parent if src.is_file() else final_model_path(src).parent
+    for path in (model_dir / "prior.npy", model_dir.parent / "prior.npy"):
+        if path.is_file():
+            prior = load_prior(path)
+            prog.arrays[PRIOR_KEY] = prior.astype(np.uint32)
+            prog.meta.update({"prior_precision_bits": PRECISION_BITS, "model_hash": model_hash(model, prior).hex()})
+            return path
+    return None
 
 
 def compare_lsb(ref_int: np.ndarray, fake_quant: np.ndarray, frac_bits: int) -> dict:
@@ -88,6 +109,7 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
     table = model.quantizer.integer_centers().numpy()
     meta = {"model": blob["model"], "stage": blob["stage"], "config": blob["config"]}
     prog = onnx_to_program(onnx_path, symbol_table=table, meta=meta)
+    report.prior_path = attach_prior(prog, model, src)
     report.worst_accumulators = prove_no_overflow(prog)
     prog.save(out_dir)
     report.program_hash = prog.content_hash

@@ -2,7 +2,9 @@
 
 On disk a program is two files side by side:
   program.json  the graph: format, input/output names, every tensor's integer format, the op list, content hash;
-  program.npz   the constants: int8 weights, int32 biases, the int8 symbol table.
+  program.npz   the constants: int8 weights, int32 biases, the int8 symbol table, and (for bitstreams)
+                the entropy coder's prior: uint32 frequencies (C, L) or (C, contexts, L) summing to
+                2**meta["prior_precision_bits"] per row, with meta["model_hash"] (hex) that streams carry.
 A tensor's format is (dtype, frac_bits): value = integer * 2**-frac_bits, dtype uint8 or int8.
 The content hash is sha256 over the canonical JSON (hash field left out) and every array's
 name, dtype, shape and bytes; it identifies the model and is checked on every load.
@@ -26,6 +28,7 @@ import numpy as np
 FORMAT = "bpgan-intprog/1"
 JSON_NAME, NPZ_NAME = "program.json", "program.npz"
 DTYPE_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
+PRIOR_KEY = "prior"
 CONV_KINDS = ("conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d")
 OP_KINDS = CONV_KINDS + ("add", "clip", "pixel_shuffle", "upsample_nearest", "concat")
 
@@ -79,6 +82,17 @@ class Program:
         if self.symbol_table is None:
             raise ProgramError("this program has no symbol table; pass the int8 latent instead")
         return self.arrays[self.symbol_table]
+
+    def prior(self) -> np.ndarray:
+        """The integer frequency table the bitstreams of this model are coded with."""
+        if PRIOR_KEY not in self.arrays:
+            raise ProgramError("this program has no prior table; export a run that has prior.npy to decode bitstreams")
+        return self.arrays[PRIOR_KEY]
+
+    def model_hash(self) -> bytes:
+        if "model_hash" not in self.meta:
+            raise ProgramError("this program has no model hash; export a run that has prior.npy")
+        return bytes.fromhex(self.meta["model_hash"])
 
     def save(self, out_dir) -> Path:
         out_dir = Path(out_dir)
@@ -141,6 +155,11 @@ def validate(prog: Program) -> None:
             raise ProgramError(f"output {name!r} is never computed")
     if prog.symbol_table is not None and prog.arrays[prog.symbol_table].dtype != np.int8:
         raise ProgramError("symbol table must be int8")
+    if PRIOR_KEY in prog.arrays:
+        prior = prog.arrays[PRIOR_KEY]
+        total = 1 << int(prog.meta.get("prior_precision_bits", -1))
+        if prior.dtype != np.uint32 or prior.min(initial=1) < 1 or np.any(prior.sum(-1, dtype=np.int64) != total):
+            raise ProgramError("prior must be uint32 frequencies >= 1 summing to 2**prior_precision_bits per row")
 
 
 def _check_fmt(prog: Program, name: str) -> None:

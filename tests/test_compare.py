@@ -7,46 +7,36 @@ import pytest
 from PIL import Image
 
 from bpgan.toolkit.cli.compare import main as compare_main
-from bpgan.toolkit.cli.quantize import main as quantize_main
-from bpgan.toolkit.codec.codec import encode_image, prior_from_batches
+from bpgan.toolkit.codec.codec import encode_image
 from bpgan.toolkit.codec.fingerprint import model_hash
 from bpgan.toolkit.codec.image_io import read_image
-from bpgan.toolkit.codec.prior import save_prior
-from bpgan.toolkit.datasets import ImageCrops, embedded_image_path
+from bpgan.toolkit.datasets import embedded_image_path
 from bpgan.toolkit.training.checkpoint import final_model_path, load_model
-from tiny_recipe import write_tiny
 
 
 @pytest.fixture(scope="module")
-def run_and_images(tmp_path_factory):
+def run_and_images(exported_tiny_run, tmp_path_factory):
     d = tmp_path_factory.mktemp("cmp")
-    run = d / "run"
-    assert quantize_main([str(write_tiny(d / "tiny.yaml")), "--out", str(run), "--quiet"]) == 0
-    model, _ = load_model(final_model_path(run))
-    save_prior(run / "prior.npy", prior_from_batches(model, ImageCrops("embedded", 64).fixed_crops(8).split(4)))
     photo = np.asarray(Image.open(embedded_image_path()).convert("RGB"))
     images = d / "images"
     images.mkdir()
     Image.fromarray(photo[100:164, 150:246]).save(images / "a.png")
     Image.fromarray(photo[300:370, 200:290]).save(images / "b.png")  # 70x90: not a multiple of 16
-    return run, images, d
+    return exported_tiny_run, images, d
 
 
 def test_compare_refuses_a_run_without_prior(tmp_path, run_and_images, capsys):
     run, images, _ = run_and_images
     bare = tmp_path / "bare"
     (bare / "qat").mkdir(parents=True)
-    (bare / "qat" / "model.pt").write_bytes((run / "qat" / "model.pt").read_bytes())
+    (bare / "qat" / "model.pt").write_bytes((run / "qat" / "model.pt").read_bytes())  # no prior.npy beside it
     assert compare_main([str(bare), "--data", str(images), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "prior.npy" in err and "\n" not in err
 
 
 def test_compare_numbers_match_direct_computation(run_and_images):
-    from bpgan.export.pipeline import export_run
-
     run, images, d = run_and_images
-    export_run(run, "llvm")
     out = d / "compare"
     assert compare_main([str(run), "--data", str(images), "--out", str(out), "--quiet"]) == 0
     rep = json.loads((out / "compare.json").read_text())
@@ -55,7 +45,7 @@ def test_compare_numbers_match_direct_computation(run_and_images):
         <= set(rep["variants"])
 
     model, _ = load_model(final_model_path(run))
-    prior = np.load(run / "prior.npy")
+    prior = np.load(final_model_path(run).parent / "prior.npy")
     for row in rep["per_image"]:
         original = np.asarray(Image.open(images / row["image"]).convert("RGB")).astype(np.float64)
         enc = encode_image(model, prior, read_image(images / row["image"], model.stride), None,

@@ -1,4 +1,7 @@
-"""bpgan-decode PROGRAM_OR_RUN_DIR latent.npz -o out.png [--engine ref|tvm]: latent -> image, bit-exact.
+"""bpgan-decode RUN_OR_PROGRAM IN.bpg|latent.npz -o out.png [--engine ref|tvm]: bitstream -> image, bit-exact.
+
+IN.bpg: a bitstream from bpgan-encode; it is entropy decoded with the prior stored in the integer
+program, checked against the program's model hash, decoded and cropped to the original size.
 
 PROGRAM_OR_RUN_DIR: a folder holding program.json (what bpgan-export writes) or a run folder
 (its export/ subfolder is used). latent.npz holds `latent` (int8) or `symbols` (indices into the
@@ -17,7 +20,7 @@ ENGINES = ("ref", "tvm")
 def parse(argv):
     p = argparse.ArgumentParser(prog="bpgan-decode", description=__doc__.splitlines()[0])
     p.add_argument("program", help="export folder (program.json) or run folder")
-    p.add_argument("latent", help=".npz with `latent` (int8) or `symbols`")
+    p.add_argument("latent", help="bitstream (.bpg) or .npz with `latent` (int8) or `symbols`")
     p.add_argument("-o", "--output", required=True, help="output .png or .npz")
     p.add_argument("--engine", choices=ENGINES, default="ref", help="ref: NumPy reference; tvm: decoder-llvm.so")
     return p.parse_args(argv)
@@ -71,6 +74,25 @@ def write_output(path: Path, y: np.ndarray, frac_bits: int) -> None:
         raise ValueError(f"output {path.name}: use .png or .npz")
 
 
+def decode_bitstream(path: Path, folder: Path, prog, engine: str, output: Path) -> tuple:
+    """Bitstream -> PNG through the chosen integer engine; returns the decoded image's (H, W)."""
+    from bpgan.firmware_ref.decoder import symbols_to_latent
+
+    from ..codec.codec import decode_image
+    from ..codec.image_io import write_png
+
+    if output.suffix.lower() != ".png":
+        raise ValueError(f"output {output.name}: a bitstream decodes to .png")
+    if not path.is_file():
+        raise ValueError(f"no bitstream at {path}")
+    stride = prog.meta.get("config", {}).get("downsample")
+    _, pixels = decode_image(path.read_bytes(), prog.prior(), prog.model_hash(),
+                             lambda s: run_engine(engine, folder, prog, symbols_to_latent(prog, s)), stride)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_png(output, pixels)
+    return pixels.shape[:2]
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     from bpgan.firmware_ref.program import load_program
@@ -78,6 +100,10 @@ def main(argv=None) -> int:
     try:
         folder = program_dir(Path(args.program))
         prog = load_program(folder)
+        if Path(args.latent).suffix.lower() != ".npz":
+            h, w = decode_bitstream(Path(args.latent), folder, prog, args.engine, Path(args.output))
+            print(f"bpgan-decode: {args.output} ({args.engine}, {w}x{h})")
+            return 0
         latent = read_latent(Path(args.latent), prog)
         y = run_engine(args.engine, folder, prog, latent)
         write_output(Path(args.output), y, prog.fmt(prog.outputs[0])[1])

@@ -26,6 +26,19 @@ def parse(argv):
     return p.parse_args(argv)
 
 
+def write_prior(model, train_data, recipe, folder: Path) -> Path:
+    """The entropy coder's prior, from training crops only (never the images to be coded)."""
+    from ..codec.codec import prior_from_batches
+    from ..codec.prior import save_prior
+
+    gen = torch.Generator().manual_seed(recipe.seed)
+    n, batch = recipe.train.prior_crops, recipe.train.batch_size
+    crops = (train_data.random_batch(min(batch, n - i), gen) for i in range(0, n, batch))
+    path = folder / "prior.npy"
+    save_prior(path, prior_from_batches(model, crops))
+    return path
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     try:
@@ -49,6 +62,9 @@ def main(argv=None) -> int:
         if dist.main:
             last = list(results)[-1]
             model, blob = load_model(runner.path(last))
+            if blob["quant"] is not None:
+                prior_path = write_prior(model, train_data, recipe, runner.path(last).parent)
+                print(f"bpgan-quantize: entropy-coder prior from {recipe.train.prior_crops} training crops: {prior_path}")
             pruned = "admm_prune" in results
             targets = recipe.sparsity_targets(list(generator_weights(model))) if pruned else {}
             write_report(out, recipe, results, model_summary(model, blob), targets)

@@ -45,6 +45,7 @@ class TrainSpec(Strict):
     disc_lr: float = Field(2e-4, gt=0)
     sigma_start: float = Field(1.0, gt=0)   # soft-to-hard temperature, annealed over the float stage
     sigma_end: float = Field(50.0, gt=0)
+    prior_crops: int = Field(128, ge=1)     # training crops the entropy coder's prior is estimated from
     save_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
 
