@@ -15,7 +15,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/bpgan-quantize recipes/quickstart.yaml --out runs/quickstart
+	VENV=$(VENV) bash scripts/demo.sh
 
 test: install
 	$(PY) -m pytest tests

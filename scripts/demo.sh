@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job on the embedded default data: quantize the quickstart recipe, export it for llvm,
+# code two bundled images through both integer engines, check they agree, print a compare table.
+set -euo pipefail
+BIN=${VENV:-.venv}/bin
+RUN=runs/quickstart
+IMAGES=runs/demo-images
+mkdir -p "$IMAGES"
+SAMPLES=$("$BIN/python" -c "import matplotlib, os; print(os.path.join(matplotlib.get_data_path(), 'sample_data'))")
+cp "$SAMPLES/grace_hopper.jpg" "$IMAGES/grace_hopper.jpg"                       # 512x600 (not a multiple of 16)
+cp "$SAMPLES/Minduka_Present_Blue_Pack.png" "$IMAGES/minduka_rgba.png"         # 128x128 RGBA
+
+"$BIN/bpgan-quantize" recipes/quickstart.yaml --out "$RUN"
+"$BIN/bpgan-export" "$RUN" --target llvm
+for img in "$IMAGES"/*; do
+  name=$(basename "${img%.*}")
+  "$BIN/bpgan-encode" "$RUN" "$img" -o "$RUN/demo/$name.bpg" --iters 0
+  "$BIN/bpgan-decode" "$RUN" "$RUN/demo/$name.bpg" -o "$RUN/demo/$name-ref.png" --engine ref
+  "$BIN/bpgan-decode" "$RUN" "$RUN/demo/$name.bpg" -o "$RUN/demo/$name-tvm.png" --engine tvm
+  cmp "$RUN/demo/$name-ref.png" "$RUN/demo/$name-tvm.png"
+  echo "demo: $name: reference and TVM decoders wrote identical PNGs"
+done
+"$BIN/bpgan-compare" "$RUN" --data "$IMAGES" --quiet
+echo "demo: report $RUN/report.md, comparison $RUN/compare/compare.md"
