@@ -21,10 +21,9 @@ EMBEDDED_CLIP = Path(__file__).resolve().parent / "lj001-0013-8k.wav"
 def audio_paths(source: str, exclude: Iterable[str] = (), only: Optional[Iterable[str]] = None) -> List[Path]:
     """Clips of a folder (or the embedded clip), minus `exclude` names, or exactly the `only` names."""
     from .images import EMBEDDED
-    if source == EMBEDDED:
-        return [EMBEDDED_CLIP]
-    folder = Path(source)
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    folder = EMBEDDED_CLIP.parent if source == EMBEDDED else Path(source)
+    paths = [EMBEDDED_CLIP] if source == EMBEDDED else \
+        sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
     if only is not None:
         wanted = list(only)
         by_name = {p.name: p for p in paths}
