@@ -129,3 +129,17 @@ def test_batchnorm_1d_folds_into_the_conv():
     folded.generator.load_state_dict(fold_batchnorm(model.generator))
     z = torch.randn(2, 2, 5)
     assert torch.allclose(model.generator(z), folded.generator(z), atol=1e-5)
+
+
+def test_pinned_audio_bitstream_bytes():
+    """The audio header (modality 2, one dimension in samples) with the shared coder: a change is a format change.
+
+    If this fails on purpose, bump bitstream.VERSION and re-pin; never skip it.
+    """
+    import hashlib
+
+    from bpgan.toolkit.codec.prior import quantize_frequencies
+    table = quantize_frequencies(np.arange(1, 4 * 16 + 1).reshape(4, 16) % 7)
+    header = Header("audio", bytes(range(16)), 512, (12345,), (12800 - 12345,), (4, 25))
+    symbols = (np.arange(100) * 7 % 16).reshape(4, 25)
+    assert hashlib.sha256(write_bitstream(header, symbols, table)).hexdigest()[:16] == "5e43bf060df156d8"
