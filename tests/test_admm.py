@@ -26,18 +26,22 @@ def _regression_problem():
     return net, layers, x, target
 
 
-def test_admm_pruning_reaches_targets_within_one_point():
-    net, layers, x, target = _regression_problem()
-    targets = {"a": 0.6, "b": 0.3}
-    admm = ADMMPruner({n: l.weight for n, l in layers.items()}, targets, rho=0.05)
+def _train_with_admm(net, x, target, admm, steps, update_every=10):
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for step in range(200):
+    for step in range(steps):
         loss = ((net(x) - target) ** 2).mean() + admm.penalty()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if (step + 1) % 10 == 0:
+        if (step + 1) % update_every == 0:
             admm.update()
+
+
+def test_admm_pruning_reaches_targets_within_one_point():
+    net, layers, x, target = _regression_problem()
+    targets = {"a": 0.6, "b": 0.3}
+    admm = ADMMPruner({n: l.weight for n, l in layers.items()}, targets, rho=0.05)
+    _train_with_admm(net, x, target, admm, 200)
     first_residual = admm.residual()
     masks = admm.hard_prune()
     for n, l in layers.items():
@@ -51,14 +55,7 @@ def test_admm_codebook_leaves_at_most_2_to_the_b_values_per_layer():
     net, layers, x, target = _regression_problem()
     params = {n: l.weight for n, l in layers.items()}
     admm = ADMMCodebook(params, layers, bits=3, rho=0.05)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for step in range(60):
-        loss = ((net(x) - target) ** 2).mean() + admm.penalty()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if (step + 1) % 10 == 0:
-            admm.update()
+    _train_with_admm(net, x, target, admm, 60)
     books = admm.hard_assign()
     for n, l in layers.items():
         ints = integer_weights(l).astype(np.int64)
