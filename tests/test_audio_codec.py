@@ -143,3 +143,58 @@ def test_pinned_audio_bitstream_bytes():
     header = Header("audio", bytes(range(16)), 512, (12345,), (12800 - 12345,), (4, 25))
     symbols = (np.arange(100) * 7 % 16).reshape(4, 25)
     assert hashlib.sha256(write_bitstream(header, symbols, table)).hexdigest()[:16] == "5e43bf060df156d8"
+
+
+def _clips():
+    clips = [("synthetic", None)]
+    if (SHARED_DATA / "ljspeech").is_dir():
+        clips.append(("real", SHARED_DATA / "ljspeech" / "LJ001-0008.wav"))
+    return clips
+
+
+@pytest.mark.parametrize("name, source", _clips())
+def test_wav_round_trip_through_the_clis_gives_identical_wavs_from_both_engines(run, tmp_path, capsys, name, source):
+    import soundfile as sf
+
+    from bpgan.toolkit.audio.wav import read_audio, write_wav
+    from bpgan.toolkit.cli.decode import main as decode_main
+    from bpgan.toolkit.cli.encode import main as encode_main
+    run_dir = run[0]
+    clip = tmp_path / "in.wav"
+    write_wav(clip, speech_like(0.7) if source is None else read_audio(source).samples[:6000])
+    assert encode_main([str(run_dir), str(clip), "-o", str(tmp_path / "s.bpg"), "--iters", "2"]) == 0
+    out = capsys.readouterr().out
+    size = (tmp_path / "s.bpg").stat().st_size
+    n = sf.info(str(clip)).frames
+    assert f"{size} bytes, {8 * size * 8000 / n:.1f} bit/s" in out and "PESQ-NB" in out and "latent search" in out
+    for engine in ("ref", "tvm"):
+        assert decode_main([str(run_dir), str(tmp_path / "s.bpg"), "-o", str(tmp_path / f"{engine}.wav"),
+                            "--engine", engine, "--gl-iters", "4"]) == 0
+    assert (tmp_path / "ref.wav").read_bytes() == (tmp_path / "tvm.wav").read_bytes()
+    info = sf.info(str(tmp_path / "ref.wav"))
+    assert (info.samplerate, info.channels, info.subtype, info.frames) == (8000, 1, "PCM_16", n)
+    assert decode_main([str(run_dir), str(tmp_path / "s.bpg"), "-o", str(tmp_path / "mel.npz")]) == 0
+    with np.load(tmp_path / "mel.npz") as z:
+        assert z["mel"].dtype == np.int8 and z["mel"].shape == (64, num_frames(n)) and int(z["num_samples"]) == n
+
+
+def test_encode_cli_converts_stereo_44k_with_a_notice(run, tmp_path, capsys):
+    import soundfile as sf
+
+    from bpgan.toolkit.cli.encode import main as encode_main
+    t = np.arange(int(0.3 * 44100)) / 44100
+    stereo = np.stack([0.2 * np.sin(2 * np.pi * 300 * t), 0.2 * np.sin(2 * np.pi * 500 * t)], axis=1)
+    sf.write(tmp_path / "st.wav", stereo, 44100, subtype="PCM_16")
+    assert encode_main([str(run[0]), str(tmp_path / "st.wav"), "-o", str(tmp_path / "st.bpg"), "--iters", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "note: 2 channels downmixed to mono" in out and "note: resampled from 44100 Hz to 8000 Hz" in out
+
+
+@pytest.mark.parametrize("content, message", [(b"", "empty"), (b"garbage" * 10, "not a readable audio file")])
+def test_encode_cli_refuses_bad_audio_in_one_line(run, tmp_path, capsys, content, message):
+    from bpgan.toolkit.cli.encode import main as encode_main
+    (tmp_path / "bad.wav").write_bytes(content)
+    assert encode_main([str(run[0]), str(tmp_path / "bad.wav"), "-o", str(tmp_path / "b.bpg")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("bpgan-encode: error:") and message in err
+    assert not (tmp_path / "b.bpg").exists()

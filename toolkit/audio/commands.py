@@ -51,3 +51,13 @@ def write_decoded(path: Path, codes: np.ndarray, num_samples: int, iters: int = 
         np.savez(path, mel=codes, frac_bits=np.int64(OUTPUT_FRAC_BITS), num_samples=np.int64(num_samples))
         return f"int8 mel codes {codes.shape}"
     raise ValueError(f"output {path.name}: an audio stream decodes to .wav or .npz")
+
+
+def decode_stream(data: bytes, prog, engine, output: Path, iters: int = GRIFFIN_LIM_ITERS) -> str:
+    """An audio bitstream -> output file through an integer engine, with the prior and hash the program carries."""
+    from .codec import decode_mel
+    from .mel import HOP
+
+    stride = int(prog.meta.get("config", {}).get("downsample", 8)) * HOP
+    header, codes = decode_mel(data, prog.prior(), prog.model_hash(), engine, stride)
+    return write_decoded(output, codes, header.original_size[0], iters)

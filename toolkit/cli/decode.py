@@ -1,7 +1,9 @@
-"""bpgan-decode RUN_OR_PROGRAM IN.bpg|latent.npz -o out.png [--engine ref|tvm]: bitstream -> image, bit-exact.
+"""bpgan-decode RUN_OR_PROGRAM IN.bpg|latent.npz -o out.png|out.wav [--engine ref|tvm]: bitstream -> image or speech.
 
 IN.bpg: a bitstream from bpgan-encode; it is entropy decoded with the prior stored in the integer
-program, checked against the program's model hash, decoded and cropped to the original size.
+program, checked against the program's model hash, decoded and cropped to the original size. An audio
+stream decodes to its int8 mel (bit-exact), then to a 16-bit 8 kHz .wav by Griffin-Lim (float
+post-processing), or to .npz holding the int8 mel itself.
 
 PROGRAM_OR_RUN_DIR: a folder holding program.json (what bpgan-export writes) or a run folder
 (its export/ subfolder is used). latent.npz holds `latent` (int8) or `symbols` (indices into the
@@ -21,8 +23,9 @@ def parse(argv):
     p = argparse.ArgumentParser(prog="bpgan-decode", description=__doc__.splitlines()[0])
     p.add_argument("program", help="export folder (program.json) or run folder")
     p.add_argument("latent", help="bitstream (.bpg) or .npz with `latent` (int8) or `symbols`")
-    p.add_argument("-o", "--output", required=True, help="output .png or .npz")
+    p.add_argument("-o", "--output", required=True, help="output .png or .npz (images), .wav or .npz (audio)")
     p.add_argument("--engine", choices=ENGINES, default="ref", help="ref: NumPy reference; tvm: decoder-llvm.so")
+    p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations")
     return p.parse_args(argv)
 
 
@@ -74,23 +77,29 @@ def write_output(path: Path, y: np.ndarray, frac_bits: int) -> None:
         raise ValueError(f"output {path.name}: use .png or .npz")
 
 
-def decode_bitstream(path: Path, folder: Path, prog, engine: str, output: Path) -> tuple:
-    """Bitstream -> PNG through the chosen integer engine; returns the decoded image's (H, W)."""
+def decode_bitstream(path: Path, folder: Path, prog, engine: str, output: Path, iters: int = 32):
+    """Bitstream -> PNG (or WAV for an audio program) through the chosen integer engine; returns what was written."""
     from bpgan.firmware_ref.decoder import symbols_to_latent
 
+    from ..codec.bitstream import unpack
     from ..codec.codec import decode_image
     from ..codec.image_io import write_png
 
-    if output.suffix.lower() != ".png":
-        raise ValueError(f"output {output.name}: a bitstream decodes to .png")
     if not path.is_file():
         raise ValueError(f"no bitstream at {path}")
+    data = path.read_bytes()
+    if unpack(data)[0].modality == "audio":  # the stream says what it holds; the model hash check follows
+        from ..audio.commands import decode_stream
+        return decode_stream(data, prog, lambda s: run_engine(engine, folder, prog, symbols_to_latent(prog, s)),
+                             output, iters)
+    if output.suffix.lower() != ".png":
+        raise ValueError(f"output {output.name}: a bitstream decodes to .png")
     stride = prog.meta.get("config", {}).get("downsample")
-    _, pixels = decode_image(path.read_bytes(), prog.prior(), prog.model_hash(),
+    _, pixels = decode_image(data, prog.prior(), prog.model_hash(),
                              lambda s: run_engine(engine, folder, prog, symbols_to_latent(prog, s)), stride)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_png(output, pixels)
-    return pixels.shape[:2]
+    return f"{pixels.shape[1]}x{pixels.shape[0]}"
 
 
 def main(argv=None) -> int:
@@ -101,8 +110,8 @@ def main(argv=None) -> int:
         folder = program_dir(Path(args.program))
         prog = load_program(folder)
         if Path(args.latent).suffix.lower() != ".npz":
-            h, w = decode_bitstream(Path(args.latent), folder, prog, args.engine, Path(args.output))
-            print(f"bpgan-decode: {args.output} ({args.engine}, {w}x{h})")
+            what = decode_bitstream(Path(args.latent), folder, prog, args.engine, Path(args.output), args.gl_iters)
+            print(f"bpgan-decode: {args.output} ({args.engine}, {what})")
             return 0
         latent = read_latent(Path(args.latent), prog)
         y = run_engine(args.engine, folder, prog, latent)

@@ -1,8 +1,10 @@
-"""bpgan-encode MODEL IMAGE -o out.bpg [--iters N]: image -> bitstream; prints size, bpp, PSNR, MS-SSIM.
+"""bpgan-encode MODEL IMAGE|WAV -o out.bpg [--iters N]: image or speech -> bitstream; prints size, rate, quality.
 
 MODEL: a run folder (its last stage's model.pt) or a model.pt file. The prior table is read from
 --prior, else prior.npy beside the model file or in the run folder; --prior-from DATA estimates it
 from training images (a folder, or `embedded`) and saves it as prior.npy beside the model file.
+An audio model (modality from the model) takes any audio file (audio/wav.py converts it to 8 kHz
+mono with notes) and reports bit/s, the decoded mel's LSD, PESQ-NB and STOI (toolkit/audio/commands.py).
 The decoded result is measured with the integer reference decoder when the run folder holds an
 export (export/program.json), else with the torch fake-quant generator (said in the output).
 """
@@ -24,7 +26,7 @@ from ..training.checkpoint import final_model_path, load_model
 def parse(argv):
     p = argparse.ArgumentParser(prog="bpgan-encode", description=__doc__.splitlines()[0])
     p.add_argument("model", help="run folder or model.pt")
-    p.add_argument("image", help="image file (PNG, JPEG, ...)")
+    p.add_argument("image", help="image file (PNG, JPEG, ...), or audio file (WAV, FLAC, ...) for an audio model")
     p.add_argument("-o", "--output", required=True, help="output bitstream (.bpg)")
     p.add_argument("--iters", type=int, default=50, help="latent search iterations; 0 = encoder latent only")
     p.add_argument("--lr", type=float, default=SearchConfig.lr, help="search: Adam step on the latent")
@@ -33,6 +35,7 @@ def parse(argv):
     p.add_argument("--msssim", type=float, default=0.0, help="search: (1 - MS-SSIM) weight")
     p.add_argument("--float-gradients", action="store_true",
                    help="search: full-precision gradients instead of the model's 8-bit gradient quantizers")
+    p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations for the measured waveform")
     p.add_argument("--prior", default=None, help="prior table .npy (default: prior.npy beside the model)")
     p.add_argument("--prior-from", default=None, help="estimate the prior from these training images and save it")
     p.add_argument("--prior-crops", type=int, default=64, help="training crops used by --prior-from")
@@ -47,9 +50,15 @@ def resolve_model(path: Path) -> Path:
 
 def find_prior(args, model_file: Path, model) -> np.ndarray:
     if args.prior_from:
-        from ..datasets import ImageCrops
-        crops = ImageCrops(args.prior_from, 128).fixed_crops(args.prior_crops)
-        table = prior_from_batches(model, crops.split(16), context=args.context_prior)
+        if getattr(model, "modality", "image") == "audio":
+            if args.context_prior:
+                raise PriorError("--context-prior conditions on the row above: images only")
+            from ..audio.codec import prior_from_clips
+            table = prior_from_clips(model, args.prior_from, crops=args.prior_crops)
+        else:
+            from ..datasets import ImageCrops
+            crops = ImageCrops(args.prior_from, 128).fixed_crops(args.prior_crops)
+            table = prior_from_batches(model, crops.split(16), context=args.context_prior)
         save_prior(model_file.parent / "prior.npy", table)
         print(f"bpgan-encode: prior from {args.prior_from} saved to {model_file.parent / 'prior.npy'}")
         return table
@@ -72,6 +81,15 @@ def reference_engine(model_file: Path):
     return None
 
 
+def encode_audio_file(args, model, model_file: Path, prior) -> int:
+    from ..audio.commands import encode_wav
+    search = SearchConfig(args.iters, args.lr, args.rho, args.mse, args.msssim,
+                          quantized_gradients=not args.float_gradients) if args.iters > 0 else None
+    engine, engine_name = reference_engine(model_file) or (torch_engine(model), "torch fake-quant generator")
+    encode_wav("bpgan-encode", args, model, prior, model_hash(model, prior), search, engine, engine_name)
+    return 0
+
+
 def msssim_of(a: np.ndarray, b: np.ndarray) -> str:
     from ..evaluation.metrics import msssim
     try:
@@ -86,6 +104,8 @@ def main(argv=None) -> int:
         model_file = resolve_model(Path(args.model))
         model, _ = load_model(model_file)
         prior = find_prior(args, model_file, model)
+        if getattr(model, "modality", "image") == "audio":
+            return encode_audio_file(args, model, model_file, prior)
         image = read_image(args.image, model.stride)
         for note in image.notes:
             print(f"bpgan-encode: note: {note}")

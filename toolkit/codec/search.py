@@ -55,8 +55,9 @@ def distortion(x_hat: torch.Tensor, x: torch.Tensor, cfg: SearchConfig) -> torch
     return total
 
 
-def _crop(t: torch.Tensor, size: Optional[Tuple[int, int]]) -> torch.Tensor:
-    return t if size is None else t[..., :size[0], :size[1]]
+def _crop(t: torch.Tensor, size: Optional[Tuple[int, ...]]) -> torch.Tensor:
+    """The top-left `size` of the trailing dims: (H, W) of an image or (T,) of a mel."""
+    return t if size is None else t[(...,) + tuple(slice(0, n) for n in size)]
 
 
 def _grad_stats(model):
@@ -69,12 +70,15 @@ def _identity(grad):
 
 def latent_search(model, x: torch.Tensor, cfg: SearchConfig = SearchConfig(),
                   original_size: Optional[Tuple[int, int]] = None) -> SearchResult:
-    """x (1, 3, H, W) padded image in [-1, 1] -> best quantized latent and a log.
+    """x (1, 3, H, W) padded image or (1, bands, T) padded mel in [-1, 1] -> best quantized latent and a log.
 
-    original_size (H, W) restricts the distortion to the unpadded top-left region.
+    original_size (H, W) or (T,) restricts the distortion to the unpadded top-left region.
     """
-    if x.ndim != 4 or x.shape[0] != 1:
-        raise ValueError(f"latent_search codes one image (1, 3, H, W), got {tuple(x.shape)}")
+    if x.ndim not in (3, 4) or x.shape[0] != 1:
+        raise ValueError(f"latent_search codes one image (1, 3, H, W) or one mel (1, bands, T), "
+                         f"got {tuple(x.shape)}")
+    if x.ndim == 3 and cfg.msssim:
+        raise ValueError("latent search: MS-SSIM is an image distortion; use --msssim 0 for audio")
     if cfg.iters < 0 or cfg.mse < 0 or cfg.msssim < 0 or cfg.mse + cfg.msssim <= 0:
         raise ValueError("latent search needs iters >= 0 and non-negative distortion weights, not all zero")
     was_training = model.training
