@@ -6,10 +6,12 @@ Rows, on the held-out clips (the recipe's data.holdout unless --clips), each cli
                         float generator output inverted
   BPGAN fixed-point     the last stage's model through the real codec: bitstream -> integer decoder
                         (the run's export/program.json; torch fake-quant if not exported) -> WAV
+  ... + latent search    the same with --search-iters N of ADMM latent search (mel MSE) before coding
   Codec2 / Opus         anchors through their command-line tools (skipped with a notice if absent)
 Columns: bit/s from real file sizes; PESQ-NB and STOI of the waveform; the mel log-spectral
 distance of the waveform's mel and, for BPGAN, of the decoded mel itself (before Griffin-Lim).
-Each BPGAN model's prior is estimated from the training clips (data.train minus the held-out ones).
+Each BPGAN model's prior is its run's prior.npy, else estimated from the training clips (data.train
+minus the held-out ones); never from the clips being coded.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ from ..audio.mel import GRIFFIN_LIM_ITERS, int8_to_unit, mel_to_wav, num_frames,
 from ..audio.wav import read_audio
 from ..codec.codec import torch_engine
 from ..codec.fingerprint import model_hash
+from ..codec.prior import load_prior
 from ..training.checkpoint import final_model_path, load_model
 from . import speech_anchors
 from .audio_metrics import mel_lsd, waveform_scores
@@ -37,6 +40,7 @@ def parse(argv):
     p.add_argument("--recipe", required=True, help="the run's recipe (training data and held-out clips)")
     p.add_argument("--clips", nargs="*", default=None, help="audio files (default: the recipe's held-out clips)")
     p.add_argument("--gl-iters", type=int, default=GRIFFIN_LIM_ITERS, help="Griffin-Lim iterations")
+    p.add_argument("--search-iters", type=int, default=0, help="also a fixed-point row with this much latent search")
     p.add_argument("--no-anchors", action="store_true", help="skip Codec2 and Opus")
     p.add_argument("--out", default=None, help="JSON results (default RUN_DIR/audio_eval.json)")
     return p.parse_args(argv)
@@ -52,14 +56,16 @@ def integer_engine(run_dir: Path):
 
 
 class BPGANRow:
-    def __init__(self, model_file: Path, train_source: str, holdout, engine=None):
+    def __init__(self, model_file: Path, train_source: str, holdout, engine=None, search=None):
         self.model, _ = load_model(model_file)
-        self.prior = prior_from_clips(self.model, train_source, exclude=holdout)
+        self.search = search
+        saved = model_file.parent / "prior.npy"  # the deployed prior (bpgan-quantize writes it), else estimated
+        self.prior = load_prior(saved) if saved.is_file() else prior_from_clips(self.model, train_source, exclude=holdout)
         self.hash = model_hash(self.model, self.prior)
         self.engine = engine
 
     def __call__(self, audio, gl_iters):
-        enc, prep = encode_audio(self.model, self.prior, audio, None, self.hash)
+        enc, prep = encode_audio(self.model, self.prior, audio, self.search, self.hash)
         if self.engine is not None:  # the deployed path: the bitstream through an integer engine
             _, codes, wav = decode_audio(enc.data, self.prior, self.hash, self.engine, samples_per_step(self.model),
                                          gl_iters)
@@ -89,6 +95,11 @@ def evaluate(args) -> dict:
         systems["BPGAN float"] = BPGANRow(run_dir / "float" / "model.pt", recipe.data.train, recipe.data.holdout)
     systems["BPGAN fixed-point"] = BPGANRow(final_model_path(run_dir), recipe.data.train, recipe.data.holdout,
                                             (fixed_engine or (torch_engine(final), ""))[0])
+    if args.search_iters > 0:
+        from ..codec.search import SearchConfig
+        systems[f"BPGAN fixed-point + latent search ({args.search_iters} it.)"] = BPGANRow(
+            final_model_path(run_dir), recipe.data.train, recipe.data.holdout, systems["BPGAN fixed-point"].engine,
+            SearchConfig(args.search_iters))
     anchors, missing = speech_anchors.available() if not args.no_anchors else ([], [])
     notes += missing
     per_clip = {name: [] for name in list(systems) + anchors}
