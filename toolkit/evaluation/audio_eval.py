@@ -60,7 +60,8 @@ class BPGANRow:
         self.model, _ = load_model(model_file)
         self.search = search
         saved = model_file.parent / "prior.npy"  # the deployed prior (bpgan-quantize writes it), else estimated
-        self.prior = load_prior(saved) if saved.is_file() else prior_from_clips(self.model, train_source, exclude=holdout)
+        self.prior = load_prior(saved) if saved.is_file() else \
+            prior_from_clips(self.model, train_source, exclude=holdout)
         self.hash = model_hash(self.model, self.prior)
         self.engine = engine
 
@@ -88,7 +89,8 @@ def evaluate(args) -> dict:
     if not clips:
         raise ValueError("no clips: pass --clips or use a recipe with data.holdout")
     fixed_engine = integer_engine(run_dir)
-    notes = [] if fixed_engine else ["no export in the run folder: fixed-point row decoded by the torch fake-quant generator"]
+    notes = [] if fixed_engine else \
+        ["no export in the run folder: fixed-point row decoded by the torch fake-quant generator"]
     final = load_model(final_model_path(run_dir))[0]
     systems = {"mel + Griffin-Lim (ceiling)": None}
     if (run_dir / "float" / "model.pt").is_file():

@@ -55,7 +55,8 @@ class Relu4(nn.Module):
         return torch.clamp(x, 0.0, 4.0)
 
 
-_FLOAT_CONV = {(1, False): nn.Conv1d, (1, True): nn.ConvTranspose1d, (2, False): nn.Conv2d, (2, True): nn.ConvTranspose2d}
+_FLOAT_CONV = {(1, False): nn.Conv1d, (1, True): nn.ConvTranspose1d,
+               (2, False): nn.Conv2d, (2, True): nn.ConvTranspose2d}
 _QUANT_CONV = {(1, False): qnn.QuantConv1d, (1, True): qnn.QuantConvTranspose1d,
                (2, False): qnn.QuantConv2d, (2, True): qnn.QuantConvTranspose2d}
 
@@ -79,8 +80,9 @@ class LayerFactory:
                     bias=True)
         if self.quant is None:
             return _FLOAT_CONV[self.dims, transpose](**args)
-        return _QUANT_CONV[self.dims, transpose](**args, input_quant=act_quant_for(in_fmt), weight_quant=weight_quant(self.quant.per_channel_weights),
-                   bias_quant=Int32BiasHalfUp, return_quant_tensor=False)
+        return _QUANT_CONV[self.dims, transpose](
+            **args, input_quant=act_quant_for(in_fmt), weight_quant=weight_quant(self.quant.per_channel_weights),
+            bias_quant=Int32BiasHalfUp, return_quant_tensor=False)
 
     def act(self, fmt: Fmt) -> nn.Module:
         """relu4, a signed int8 tensor, or the generator output (float: tanh; quant: clamp at 2**-7)."""

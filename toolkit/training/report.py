@@ -98,7 +98,8 @@ def render_markdown(rep: dict) -> str:
         ratio = None if z[k] is None else z["float32_dense"] / z[k]
         lines.append(f"| {k} | {'-' if z[k] is None else f'{z[k]:,}'} | {_fmt(ratio, '.1f')}x |")
     lines += ["", "## Per-layer sparsity", "",
-              f"| layer | weights | target | pruned | int8 zeros | kMAC/{rep.get('output_unit', 'pixel')} |", "|---|---|---|---|---|---|"]
+              f"| layer | weights | target | pruned | int8 zeros | kMAC/{rep.get('output_unit', 'pixel')} |",
+              "|---|---|---|---|---|---|"]
     for name, s in rep["sparsity"].items():
         lines.append(f"| {name} | {s['weights']} | {_fmt(s['target'], '.3f')} | {_fmt(s['pruned'], '.3f')} | "
                      f"{s['int8_zeros']:.3f} | {rep['macs_per_pixel_by_layer'].get(name, 0) / 1000:.2f} |")

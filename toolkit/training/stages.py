@@ -49,8 +49,8 @@ class StageRunner:
         self.disc = None
         if session.loss.needs_discriminator:
             cfg = self.r.model_cfg()
-            self.disc = MultiscaleDiscriminator(cfg.disc_scales, cfg.disc_width, cfg.disc_layers, in_ch=cfg.signal_channels,
-                                                dims=cfg.signal_dims).to(session.dist.device)
+            self.disc = MultiscaleDiscriminator(cfg.disc_scales, cfg.disc_width, cfg.disc_layers,
+                                                in_ch=cfg.signal_channels, dims=cfg.signal_dims).to(session.dist.device)
 
     def path(self, stage) -> Path:
         return self.s.out_dir / stage / "model.pt"
