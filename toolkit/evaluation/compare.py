@@ -12,7 +12,7 @@ Variants, where the run has what they need:
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from ..training.checkpoint import STAGE_ORDER, load_model
 from ..training.report import model_summary
 from .metrics import msssim, psnr
 
-Decoder = Callable[[np.ndarray], np.ndarray]  # symbols (1, C, h, w) -> pixels-to-be (1, 3, H, W) int8 or float
+Decoder = Callable[[np.ndarray], np.ndarray]  # symbols (1, C, h, w) -> (1, 3, H, W) int8 at 2^-7
 
 
 class CompareError(ValueError):
@@ -36,7 +36,7 @@ class CompareError(ValueError):
 @dataclass
 class Variant:
     name: str
-    decode: Callable[[np.ndarray], np.ndarray]   # symbols (1, C, h, w) -> (1, 3, H, W) int8 at 2^-7
+    decode: Decoder
     info: dict = field(default_factory=dict)     # size, sparsity, MACs
 
 
@@ -60,10 +60,10 @@ def torch_decoder(model) -> Decoder:
     return run
 
 
-def float_arithmetic_model(model):
+def float_arithmetic_model(model, name: str):
     """The same weights with float activations: a quant-free build loaded with the QAT model's float weights."""
     cfg = model.cfg.model_copy(update={"batchnorm": False})
-    flt = build_model("bpgan-image", cfg, None)
+    flt = build_model(name, cfg, None)
     flt.load_state_dict({k: v for k, v in model.state_dict().items() if k in flt.state_dict()}, strict=True)
     return flt.eval()
 
@@ -88,7 +88,7 @@ def stage_info(model, blob) -> dict:
             "macs_per_pixel": s["generator_macs_per_pixel"]}
 
 
-def collect_variants(run_dir: Path, final_model, final_blob) -> (List[Variant], Dict[str, str]):
+def collect_variants(run_dir: Path, final_model, final_blob) -> Tuple[List[Variant], Dict[str, str]]:
     """The variants this run has, and for each missing one the reason."""
     variants, missing = [], {}
     float_path = run_dir / "float" / "model.pt"
@@ -97,7 +97,7 @@ def collect_variants(run_dir: Path, final_model, final_blob) -> (List[Variant], 
         variants.append(Variant("float", float_decoder(m), stage_info(m, blob)))
     else:
         missing["float"] = f"no {float_path}"
-    variants.append(Variant("float_weights", float_decoder(float_arithmetic_model(final_model)),
+    variants.append(Variant("float_weights", float_decoder(float_arithmetic_model(final_model, final_blob["model"])),
                             {**stage_info(final_model, final_blob), "size_bytes": None, "size_format": None}))
     for stage in STAGE_ORDER[1:]:
         p = run_dir / stage / "model.pt"
