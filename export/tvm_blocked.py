@@ -1,16 +1,19 @@
 """Scheduled lowering: convs as channel-blocked VNNI (or vectorized) kernels inside the Relax graph.
 
 Tensors between scheduled kernels stay in NCHW16c; the layout changes only at the graph's input and
-output, or in front of an op that has no blocked kernel (pixel shuffle, upsample, concat, clip, 1-D
-convs take the plain lowering of tvm_lower in NCHW). Each kernel is a PrimFunc emitted with
+output, or in front of an op that has no blocked kernel (pixel shuffle, upsample, concat, clip take
+the plain lowering of tvm_lower in NCHW). 1-D programs (NCW) run the same kernels as 2-D convs of
+height 1: activations (1, CB, 1, W, 16), conv1d / conv_transpose1d weights O I 1 K / I O 1 K. Each kernel is a PrimFunc emitted with
 emit_te, then replaced by its hand schedule and marked opaque, so Relax fusion leaves it alone and
 `tvm.compile` still yields one library.
 """
+from dataclasses import replace
+
 from tvm import te, tirx
 from tvm import relax
 from tvm.s_tir import Schedule
 
-from bpgan.firmware_ref.program import Program
+from bpgan.firmware_ref.program import Op, Program
 
 from . import tvm_kernels as K
 from .tvm_schedule import schedule_conv, tiles_for
@@ -20,16 +23,40 @@ FEW_CHANNELS = 8   # convs with at most this many outputs vectorize over pixels 
 
 
 def to_blocked_te(x):
-    """NCHW -> NCHW16c; channels past C are zero."""
-    _, c, h, w = x.shape
+    """NCHW -> NCHW16c, NCW -> NC1W16c; channels past C are zero."""
+    c, (h, w) = x.shape[1], ((1,) + tuple(x.shape[2:]))[-2:]
     cb = (c + K.LANES - 1) // K.LANES
-    return te.compute((1, cb, h, w, K.LANES), lambda n, b, y, xx, l: tirx.if_then_else(
-        b * K.LANES + l < c, x[n, tirx.min(b * K.LANES + l, c - 1), y, xx], tirx.const(0, x.dtype)), name="blocked")
+
+    def f(n, b, y, xx, l):
+        ch = tirx.min(b * K.LANES + l, c - 1)
+        v = x[n, ch, xx] if len(x.shape) == 3 else x[n, ch, y, xx]
+        return tirx.if_then_else(b * K.LANES + l < c, v, tirx.const(0, x.dtype))
+    return te.compute((1, cb, h, w, K.LANES), f, name="blocked")
 
 
 def to_nchw_te(xb, channels):
     _, _, h, w, _ = xb.shape
     return te.compute((1, channels, h, w), lambda n, c, y, xx: xb[n, c // K.LANES, y, xx, c % K.LANES], name="nchw")
+
+
+def to_ncw_te(xb, channels):
+    """NC1W16c -> NCW."""
+    w = xb.shape[3]
+    return te.compute((1, channels, w), lambda n, c, xx: xb[n, c // K.LANES, 0, xx, c % K.LANES], name="nchw")
+
+
+def as_2d(op: Op, prog: Program):
+    """A conv1d / conv_transpose1d as the conv2d / conv_transpose2d of height 1 -> (op, program view)."""
+    if not op.kind.endswith("1d"):
+        return op, prog
+    a = op.attrs
+    attrs = dict(a, stride=[1, a["stride"][0]], padding=[0, a["padding"][0], 0, a["padding"][1]])
+    if "output_padding" in a:
+        attrs["output_padding"] = [0, a["output_padding"][0]]
+    wkey = op.params["weight"]
+    w = prog.arrays[wkey]
+    view = replace(prog, arrays={**prog.arrays, wkey: w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])})
+    return replace(op, kind=op.kind[:-2] + "2d", attrs=attrs), view
 
 
 def add_te(xa, xb, attrs, dtype):
@@ -61,8 +88,8 @@ def schedule_elementwise(func):
 class BlockedLowering:
     """Wraps the plain _Lowering: convs and adds blocked and scheduled, everything else plain."""
 
-    def __init__(self, prog: Program, bb: relax.BlockBuilder, plain, vnni: bool):
-        self.prog, self.bb, self.plain, self.vnni = prog, bb, plain, vnni
+    def __init__(self, prog: Program, bb: relax.BlockBuilder, plain, vnni: bool, dims: int = 2):
+        self.prog, self.bb, self.plain, self.vnni, self.dims = prog, bb, plain, vnni, dims
         self.nchw, self.blocked = {}, {}
         self.schedules = {}   # PrimFunc name -> function(PrimFunc) -> scheduled PrimFunc
 
@@ -74,7 +101,8 @@ class BlockedLowering:
     def get_nchw(self, name):
         if name not in self.nchw:
             c = self.prog.tensors[name]["channels"]
-            self.nchw[name] = self._emit_te(lambda x: to_nchw_te(x, c), [self.blocked[name]],
+            conv = to_nchw_te if self.dims == 2 else to_ncw_te
+            self.nchw[name] = self._emit_te(lambda x: conv(x, c), [self.blocked[name]],
                                             schedule_elementwise, "to_nchw")
         return self.nchw[name]
 
@@ -83,26 +111,29 @@ class BlockedLowering:
             x = self.get_nchw(name)
             if not isinstance(x.ty.shape, relax.ShapeExpr):  # e.g. after repeat: give it a symbolic shape
                 c = self.prog.tensors[name]["channels"]
-                hw = [tirx.Var(v, "int64") for v in "hw"]
+                hw = [tirx.Var(v, "int64") for v in "hw"[2 - self.dims:]]
                 x = self.bb.match_cast(x, relax.TensorType([1, c, *hw], x.ty.dtype))
             self.blocked[name] = self._emit_te(to_blocked_te, [x], schedule_elementwise, "to_nchw16c")
         return self.blocked[name]
 
     def _fresh_shape(self, x):
-        """Rebind H, W to new variables: the schedule's bound proofs fail on sizes like 2*h - 1 + 1."""
-        _, cb, _, _, lanes = x.ty.shape.values
-        h, w = tirx.Var("h", "int64"), tirx.Var("w", "int64")
+        """Rebind H, W to new variables: the schedule's bound proofs fail on sizes like 2*h - 1 + 1.
+
+        1-D programs keep H = 1 a constant (the schedules parallelize over pixel tiles then)."""
+        _, cb, h, _, lanes = x.ty.shape.values
+        h, w = (h if self.dims == 1 else tirx.Var("h", "int64")), tirx.Var("w", "int64")
         return self.bb.match_cast(x, relax.TensorType([1, cb, h, w, lanes], x.ty.dtype))
 
     def conv(self, op):
+        out_name, (op, prog) = op.output, as_2d(op, self.prog)
         if op.kind != "conv2d" and op.kind != "conv_transpose2d":
             return None
-        o = self.prog.arrays[op.params["weight"]].shape[0 if op.kind == "conv2d" else 1]
+        o = prog.arrays[op.params["weight"]].shape[0 if op.kind == "conv2d" else 1]
         if op.kind == "conv2d" and o <= FEW_CHANNELS and tuple(op.attrs["stride"]) == (1, 1):
-            plan = K.plan_pixel_conv(op, self.prog)
+            plan = K.plan_pixel_conv(op, prog)
             consts = [plan.wq, plan.bias, plan.req.table(o)]
         else:
-            plan = K.plan_phase_conv(op, self.prog)
+            plan = K.plan_phase_conv(op, prog)
             if plan is None or not K.fits_offset(plan):
                 return None
             consts = [plan.wp, plan.bias, plan.req.table(plan.bias.shape[-1])]
@@ -121,10 +152,13 @@ class BlockedLowering:
                                                                        for c in consts])[1].shape
         y = self.bb.match_cast(y, relax.TensorType(list(shape), y.ty.dtype))
         if isinstance(plan, K.PixelConv):
-            self.nchw[op.output] = y
+            if self.dims == 1:  # (1, O, 1, W) -> NCW
+                _, o, _, wo = y.ty.shape.values
+                y = self.bb.emit(relax.op.reshape(y, (1, o, wo)))
+            self.nchw[out_name] = y
         else:
             _, ob, hq, ph, wq, pw, lanes = y.ty.shape.values
-            self.blocked[op.output] = self.bb.emit(relax.op.reshape(y, (1, ob, hq * ph, wq * pw, lanes)))
+            self.blocked[out_name] = self.bb.emit(relax.op.reshape(y, (1, ob, hq * ph, wq * pw, lanes)))
         return True
 
     def add(self, op):

@@ -108,8 +108,8 @@ class _Lowering:
 def to_relax(prog: Program, spatial_dims: int = 2, vnni=None) -> tvm.IRModule:
     """main(x) -> output, integer ops only; batch 1, spatial dims symbolic.
 
-    vnni None: plain Relax ops (default pipeline, untuned). True/False: 2-D convs and adds as
-    scheduled channel-blocked kernels (tvm_blocked), with or without VNNI tensorization."""
+    vnni None: plain Relax ops (default pipeline, untuned). True/False: convs (1-D ones as height-1
+    2-D convs) and adds as scheduled channel-blocked kernels (tvm_blocked), with or without VNNI."""
     prove_no_overflow(prog)
     if len(prog.inputs) != 1 or len(prog.outputs) != 1:
         raise ProgramError("the TVM lowering takes programs with one input and one output")
@@ -120,9 +120,9 @@ def to_relax(prog: Program, spatial_dims: int = 2, vnni=None) -> tvm.IRModule:
     with bb.function("main", [x]):
         with bb.dataflow():
             env, low = {name: x}, _Lowering(prog, bb)
-            if vnni is not None and spatial_dims == 2:
+            if vnni is not None:
                 from .tvm_blocked import BlockedLowering
-                low = BlockedLowering(prog, bb, low, vnni)
+                low = BlockedLowering(prog, bb, low, vnni, spatial_dims)
                 low.nchw[name] = x
                 env = low.env()
             for op in prog.ops:

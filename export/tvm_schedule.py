@@ -9,7 +9,7 @@ vectorized over the 16 lanes in int32 (exact, slower): the fallback for other ta
 """
 from dataclasses import dataclass
 
-from tvm import te
+from tvm import te, tirx
 from tvm.s_tir import Schedule
 
 from .tvm_kernels import PhaseConv, PixelConv, phase_conv_te, pixel_conv_te
@@ -34,10 +34,20 @@ def pixel_tiles(plan: PixelConv) -> Tiles:
     return Tiles(1, max(1, min(4, ACC_REGISTERS // plan.out_channels)))
 
 
+def _is_one(sch, loop) -> bool:
+    """A loop of constant extent 1: the row loop of a 1-D program (height 1)."""
+    extent = sch.get(loop).extent
+    return isinstance(extent, tirx.IntImm) and extent.value == 1
+
+
 def _schedule_pad(sch):
     pad = sch.get_sblock("pad")
     n, g, y, x, lane = sch.get_loops(pad)
-    sch.parallel(sch.fuse(n, g, y))
+    if _is_one(sch, y):  # 1-D: chunks of the one row on the cores
+        xo, _ = sch.split(x, [None, 256])
+        sch.parallel(sch.fuse(n, g, y, xo))
+    else:
+        sch.parallel(sch.fuse(n, g, y))
     sch.vectorize(lane)
 
 
@@ -69,7 +79,8 @@ def schedule_phase_conv(func, tiles: Tiles, vnni: bool):
     bo, bi = sch.split(b, [None, tiles.tob])
     xo, xi = sch.split(xm, [None, tiles.tile_x])
     sch.reorder(n, bo, m, rh, xo, rw, ra, rb, rc, xi, bi, o, ri)
-    sch.parallel(sch.fuse(n, bo, m))
+    # rows on the cores; a 1-D program has one row: its pixel tiles go to the cores instead
+    sch.parallel(sch.fuse(n, bo, m, rh, xo) if _is_one(sch, m) and _is_one(sch, rh) else sch.fuse(n, bo, m))
     _finish(sch, acc, out, rw, ra, [xi, bi], o, OC16_INTRIN, vnni)
     return sch.mod["main"]
 
@@ -81,7 +92,11 @@ def schedule_pixel_conv(func, tiles: Tiles, vnni: bool):
     n, c, y, xx, ra, rb, rc, ri = sch.get_loops(acc)
     xo, xt, xv = sch.split(xx, [None, tiles.tile_x, 16])
     sch.reorder(n, y, xo, ra, rb, rc, c, xt, xv, ri)
-    sch.parallel(sch.fuse(n, y))
+    if _is_one(sch, y):  # 1-D: the pixel tiles go to the cores
+        xo = sch.fuse(n, y, xo)
+        sch.parallel(xo)
+    else:
+        sch.parallel(sch.fuse(n, y))
     _finish(sch, acc, out, xo, ra, [c, xt], xv, PIX16_INTRIN, vnni)
     return sch.mod["main"]
 

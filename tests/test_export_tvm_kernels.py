@@ -139,3 +139,47 @@ def test_scheduled_and_untuned_libraries_agree_on_a_chain(tmp_path):
         want = run_program(prog, lat)[out]
         assert all(np.array_equal(d(lat), want) for d in decs.values())
     assert TARGETS["llvm"][2]
+
+
+def program_1d_chain():
+    """The audio generator's op kinds in 1-D, plus a pixel conv, a strided conv, upsample and an unphased convT."""
+    rng = np.random.default_rng(3)
+    b = ProgramBuilder({"plan": "1-D chain"})
+    x = b.input("x", "int8", 4, 8)
+    h = b.conv("conv1d", "head", x, rng.integers(-127, 128, (20, 8, 3)), rng.integers(-999, 999, 20), 8,
+               "uint8", 6, padding=1, relu=True)
+    r = b.conv("conv1d", "res", h, rng.integers(-127, 128, (20, 20, 3)), rng.integers(-999, 999, 20), 10,
+               "int8", 5, padding=1)
+    s = b.add("sum", h, r, "uint8", 6, relu=True)
+    u = b.conv("conv_transpose1d", "up", s, rng.integers(-127, 128, (20, 24, 4)), rng.integers(-999, 999, 24),
+               10, "uint8", 6, stride=2, padding=1, relu=True)
+    d = b.conv("conv1d", "down", u, rng.integers(-127, 128, (17, 24, 5)), rng.integers(-999, 999, 17), 9,
+               "uint8", 6, stride=2, padding=[1, 2], relu=True)
+    p = b.conv("conv1d", "few", d, rng.integers(-127, 128, (5, 17, 3)), rng.integers(-99, 99, 5), 8, "uint8", 6,
+               padding=1, relu=True)
+    n = b.upsample_nearest("near", p, 2)
+    t = b.conv("conv_transpose1d", "odd", n, rng.integers(-127, 128, (5, 6, 3)), rng.integers(-99, 99, 6), 8,
+               "uint8", 6, stride=2, padding=1, output_padding=1, relu=True)   # k % s != 0: plain lowering
+    out = b.conv("conv1d", "tail", t, rng.integers(-127, 128, (18, 6, 3)), rng.integers(-99, 99, 18), 9, "int8",
+                 7, padding=1)
+    return b.build([out])
+
+
+SCHEDULED_1D = ("head", "res", "up", "down", "few", "tail")
+
+
+@pytest.mark.parametrize("vnni", MODES, ids=lambda v: "vnni" if v else "vectorized")
+def test_1d_convs_take_the_scheduled_kernels_bit_exact(vnni):
+    """conv1d / conv_transpose1d run as height-1 blocked kernels (NCW -> NC1W16c), == reference at any length."""
+    from bpgan.export.tvm_lower import to_relax
+    prog = program_1d_chain()
+    mod = to_relax(prog, 1, vnni)
+    funcs = {gv.name_hint.rsplit("_", 1)[0] for gv in mod.get_global_vars()}
+    assert set(SCHEDULED_1D) <= funcs and "odd" not in funcs
+    dev = tvm.cpu()
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target=HOST), dev)
+    for seed, t in enumerate([9, 1, 2, 40, 157]):
+        lat = np.random.default_rng(seed).integers(-128, 128, (1, 8, t)).astype(np.int8)
+        want = run_program(prog, lat)[prog.outputs[0]]
+        got = vm["main"](tvm.runtime.tensor(lat, dev)).numpy()
+        assert got.dtype == want.dtype and np.array_equal(got, want), f"differs at length {t}"
