@@ -85,8 +85,8 @@ class TorchQuantized:
         elif transpose:
             raise NotImplementedError(f"{op.name}: per-channel shifts on a transposed conv (PyTorch has no kernel)")
         else:
-            wq = torch.quantize_per_channel(wf * torch.from_numpy(s_w.astype(np.float32)).reshape(-1, *[1] * (dims + 1)),
-                                            torch.from_numpy(s_w), torch.zeros(len(s_w), dtype=torch.long), 0,
+            sc = torch.from_numpy(s_w.astype(np.float32)).reshape(-1, *[1] * (dims + 1))
+            wq = torch.quantize_per_channel(wf * sc, torch.from_numpy(s_w), torch.zeros(len(s_w), dtype=torch.long), 0,
                                             torch.qint8)
         b = torch.from_numpy((bias * s_x * s_w).astype(np.float32))
         pad = a["padding"]
