@@ -1,7 +1,8 @@
 """bpgan-compare RUN_DIR --data DIR [--out DIR] [--limit N]: float vs fixed point vs classical codecs.
 
-Writes compare.md (tables), compare.json (every number), rd.png (rate-distortion curves), crops.png
-(side-by-side crops) and the decoded images of every variant under outputs/<variant>/.
+Images (JPEG/WebP/AVIF anchors) or speech (Codec2/Opus anchors), by the run's model. Writes compare.md
+(tables), compare.json (every number), rd.png (rate-distortion), crops.png or spectrograms.png, and the
+decoded outputs of every variant under outputs/<variant>/.
 """
 import argparse
 import json
@@ -15,46 +16,52 @@ from ..codec.search import SearchConfig
 from ..datasets import image_paths
 from ..evaluation import anchors as A
 from ..evaluation.compare import CompareError, collect_variants, evaluate_image, pixel_msssim, pixel_psnr, prepare
-from ..evaluation.plots import crops_plot, rd_plot
+from ..evaluation.plots import crops_plot, rd_plot, spectrogram_plot
+
+# per modality: rate unit, metric columns (key, label, format), the float-vs-fixed column
+IMAGE = {"rate": "bpp", "macs": "MAC/pixel", "metrics": [("psnr", "PSNR dB", ".2f"), ("msssim", "MS-SSIM", ".4f")],
+         "diff": ("psnr_vs_float_weights", "PSNR vs float weights", ".2f")}
+AUDIO = {"rate": "bps", "macs": "MAC/mel frame", "metrics": [("pesq_nb", "PESQ-NB", ".2f"), ("stoi", "STOI", ".3f"),
+                                    ("mel_lsd_db", "mel LSD dB", ".2f"), ("decoded_mel_lsd_db", "decoded mel LSD dB", ".2f")],
+         "diff": ("mel_lsd_vs_float_weights", "mel LSD vs float weights", ".2f")}
 
 
 def parse(argv):
     p = argparse.ArgumentParser(prog="bpgan-compare", description=__doc__.splitlines()[0])
     p.add_argument("run", help="run folder written by bpgan-quantize (with prior.npy; export/ for the integer engines)")
-    p.add_argument("--data", required=True, help="folder of evaluation images (e.g. Kodak)")
+    p.add_argument("--data", required=True, help="folder of evaluation images (e.g. Kodak) or speech clips")
     p.add_argument("--out", default=None, help="output folder (default RUN/compare)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--limit", type=int, default=None, help="only the first N inputs")
     p.add_argument("--iters", type=int, default=0, help="latent search iterations (0: encoder latent)")
-    p.add_argument("--no-anchors", action="store_true", help="skip JPEG/WebP/AVIF")
+    p.add_argument("--no-anchors", action="store_true", help="skip the classical codecs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
 def mean(values):
-    values = [v for v in values if v is not None]
+    values = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(values)) if values else None
 
 
-def summarize(rows, variants, missing, anchor_points):
-    names = [v.name for v in variants]
+def summarize(rows, variants, missing, anchor_points, spec):
+    keys = [k for k, _, _ in spec["metrics"]] + [spec["diff"][0]]
     table = {}
     for v in variants:
         ms = [r["variants"][v.name] for r in rows]
-        table[v.name] = {"bpp": mean([r["bpp"] for r in rows]), "psnr": mean([m["psnr"] for m in ms]),
-                         "msssim": mean([m["msssim"] for m in ms]),
-                         "psnr_vs_float_weights": mean([m["psnr_vs_float_weights"] for m in ms
-                                                        if np.isfinite(m["psnr_vs_float_weights"] or 0)]),
+        table[v.name] = {spec["rate"]: mean([r[spec["rate"]] for r in rows]),
+                         **{k: mean([m[k] for m in ms]) for k in keys},
                          "decode_ms": 1000 * mean([m["decode_s"] for m in ms]), **v.info}
-    per_image = [{k: v for k, v in r.items() if k not in ("variants", "original")} |
-                 {"variants": {n: {k: x for k, x in r["variants"][n].items() if k != "pixels"} for n in names}}
+    bulky = ("pixels", "mel")
+    per_image = [{k: v for k, v in r.items() if k not in ("variants", "original", "original_mel")} |
+                 {"variants": {n: {k: x for k, x in m.items() if k not in bulky} for n, m in r["variants"].items()}}
                  for r in rows]
     lsb = [r["ref_vs_tvm_max_lsb"] for r in rows if "ref_vs_tvm_max_lsb" in r]
-    return {"images": len(rows), "variants": table, "missing": missing, "anchors": anchor_points,
-            "ref_vs_tvm_max_lsb": max(lsb) if lsb else None, "encode_s": mean([r["encode_s"] for r in rows]),
-            "per_image": per_image}
+    return {"images": len(rows), "rate_unit": spec["rate"], "variants": table, "missing": missing,
+            "anchors": anchor_points, "ref_vs_tvm_max_lsb": max(lsb) if lsb else None,
+            "encode_s": mean([r["encode_s"] for r in rows]), "per_image": per_image}
 
 
-def anchor_sweep(rows, codecs, progress):
+def image_anchor_sweep(rows, codecs, progress):
     points = {c: [] for c in codecs}
     jobs = [(c, q) for c in codecs for q in A.QUALITIES[c]]
     for codec, q in tqdm(jobs, desc="anchors", disable=not progress, leave=False):
@@ -71,52 +78,38 @@ def _f(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-def render(summary, run) -> str:
-    t = summary["variants"]
-    lines = [f"# bpgan-compare: {run}", "", f"{summary['images']} images; every variant decodes the same "
-             f"bitstream (final model's latent, {_f(summary['encode_s'], '.2f')} s encode per image).", "",
-             "| variant | bpp | PSNR dB | MS-SSIM | PSNR vs float weights | size bytes (format) | sparsity | "
-             "MAC/pixel | decode ms |", "|---|---|---|---|---|---|---|---|---|"]
+def render(summary, run, spec) -> str:
+    t, rate = summary["variants"], spec["rate"]
+    cols = spec["metrics"] + [spec["diff"]]
+    lines = [f"# bpgan-compare: {run}", "", f"{summary['images']} inputs; every variant decodes the same "
+             f"bitstream (final model's latent, {_f(summary['encode_s'], '.2f')} s encode per input).", "",
+             f"| variant | {rate} | " + " | ".join(label for _, label, _ in cols) +
+             f" | size bytes (format) | sparsity | {spec['macs']} | decode ms |",
+             "|---|---|" + "---|" * len(cols) + "---|---|---|---|"]
     for name, m in t.items():
         size = "-" if m.get("size_bytes") is None else f"{m['size_bytes']:,} ({m['size_format']})"
-        lines.append(f"| {name} | {_f(m['bpp'], '.4f')} | {_f(m['psnr'], '.2f')} | {_f(m['msssim'], '.4f')} | "
-                     f"{_f(m['psnr_vs_float_weights'], '.2f')} | {size} | {_f(m.get('sparsity'), '.3f')} | "
-                     f"{_f(m.get('macs_per_pixel'), ',.0f')} | {_f(m['decode_ms'], '.1f')} |")
+        lines.append(f"| {name} | {_f(m[rate], '.4f' if rate == 'bpp' else ',.0f')} | " +
+                     " | ".join(_f(m[k], fmt) for k, _, fmt in cols) +
+                     f" | {size} | {_f(m.get('sparsity'), '.3f')} | {_f(m.get('macs_per_pixel'), ',.0f')} | "
+                     f"{_f(m['decode_ms'], '.1f')} |")
     lines += ["", f"Reference vs TVM, max difference: {_f(summary['ref_vs_tvm_max_lsb'], 'd')} LSB."]
     for name, why in summary["missing"].items():
         lines.append(f"- not compared: {name}: {why}")
     if summary["anchors"]:
-        bpp = next(iter(t.values()))["bpp"]
-        lines += ["", f"## Anchors bracketing {bpp:.4f} bpp", "", "| codec | quality | bpp | PSNR dB | MS-SSIM |",
-                  "|---|---|---|---|---|"]
+        value = next(iter(t.values()))[rate]
+        lines += ["", f"## Anchors nearest {_f(value, '.4f' if rate == 'bpp' else ',.0f')} {rate}", "",
+                  f"| codec | quality | {rate} | " + " | ".join(label for _, label, _ in spec["metrics"][:3]) + " |",
+                  "|---|---|---|" + "---|" * len(spec["metrics"][:3])]
         for codec, pts in summary["anchors"].items():
-            for p in A.bracket(pts, bpp):
-                lines.append(f"| {codec} | {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {_f(p['msssim'], '.4f')} |")
-    lines += ["", "![rate-distortion](rd.png)", "", "![crops](crops.png)"]
+            for p in (A.bracket(pts, value) if rate == "bpp" else pts):
+                lines.append(f"| {codec} | {p['quality']} | {_f(p[rate], '.4f' if rate == 'bpp' else ',.0f')} | " +
+                             " | ".join(_f(p.get(k), fmt) for k, _, fmt in spec["metrics"][:3]) + " |")
+    figure = "crops.png" if rate == "bpp" else "spectrograms.png"
+    lines += ["", "![rate-distortion](rd.png)", "", f"![side by side]({figure})"]
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    args = parse(argv)
-    run = Path(args.run)
-    out = Path(args.out) if args.out else run / "compare"
-    try:
-        model, blob, prior, mhash = prepare(run)
-        paths = image_paths(args.data)[: args.limit]
-        variants, missing = collect_variants(run, model, blob)
-        search = SearchConfig(iters=args.iters) if args.iters > 0 else None
-        rows = [evaluate_image(p, model, prior, mhash, variants, search, out / "outputs")
-                for p in tqdm(paths, desc="images", disable=args.quiet, leave=False)]
-    except (CompareError, ValueError, OSError) as e:
-        print(f"bpgan-compare: error: {e}", file=sys.stderr)
-        return 2
-    codecs = [] if args.no_anchors else A.available_codecs()
-    anchor_points = anchor_sweep(rows, codecs, not args.quiet) if codecs else {}
-    summary = summarize(rows, variants, missing, anchor_points)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps(summary, indent=1, default=float))
-    (out / "compare.md").write_text(render(summary, run))
-    rd_plot(out / "rd.png", summary["variants"], anchor_points, f"{run.name}: {len(rows)} images")
+def image_figures(out, rows, anchor_points, codecs):
     first = rows[0]
     panels = {"original": first["original"]}
     for name in ("float", "float_weights", "reference", "finetune"):
@@ -127,8 +120,61 @@ def main(argv=None) -> int:
         img, nbytes, _ = A.encode_decode(first["original"], "AVIF", q)
         panels[f"AVIF q={q} ({8 * nbytes / img[..., 0].size:.3f} bpp)"] = img
     crops_plot(out / "crops.png", panels)
+
+
+def audio_figures(out, rows):
+    from ..audio.mel import int8_to_unit
+
+    first = rows[0]
+    panels = {"original": first["original_mel"]}
+    for name in ("float", "float_weights", "reference"):
+        if name in first["variants"]:
+            panels[name] = int8_to_unit(first["variants"][name]["mel"])
+    spectrogram_plot(out / "spectrograms.png", panels)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    run = Path(args.run)
+    out = Path(args.out) if args.out else run / "compare"
+    try:
+        model, blob, prior, mhash = prepare(run)
+        audio = getattr(model, "modality", "image") == "audio"
+        if audio:
+            from ..evaluation.compare_audio import audio_paths, evaluate_clip as evaluate
+        else:
+            audio_paths, evaluate = image_paths, evaluate_image
+        paths = audio_paths(args.data)[: args.limit]
+        variants, missing = collect_variants(run, model, blob)
+        search = SearchConfig(iters=args.iters) if args.iters > 0 else None
+        rows = [evaluate(p, model, prior, mhash, variants, search, out / "outputs")
+                for p in tqdm(paths, desc="inputs", disable=args.quiet, leave=False)]
+    except (CompareError, ValueError, OSError) as e:
+        print(f"bpgan-compare: error: {e}", file=sys.stderr)
+        return 2
+    spec = AUDIO if audio else IMAGE
+    if args.no_anchors:
+        anchor_points, codecs = {}, []
+    elif audio:
+        from ..evaluation.compare_audio import anchor_rows
+        (anchor_points, notices), codecs = anchor_rows(rows), []
+        missing.update({n.split(" skipped")[0]: n for n in notices})
+    else:
+        codecs = A.available_codecs()
+        anchor_points = image_anchor_sweep(rows, codecs, not args.quiet)
+    summary = summarize(rows, variants, missing, anchor_points, spec)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps(summary, indent=1, default=float))
+    (out / "compare.md").write_text(render(summary, run, spec))
+    metric_pair = [(k, label) for k, label, _ in spec["metrics"][:2]]
+    rd_plot(out / "rd.png", summary["variants"], anchor_points, f"{run.name}: {len(rows)} inputs",
+            rate=spec["rate"], metrics=metric_pair)
+    if audio:
+        audio_figures(out, rows)
+    else:
+        image_figures(out, rows, anchor_points, codecs)
     print((out / "compare.md").read_text().split("\n\n## Anchors")[0])
-    print(f"bpgan-compare: wrote {out / 'compare.md'}, compare.json, rd.png, crops.png")
+    print(f"bpgan-compare: wrote {out / 'compare.md'}, compare.json and the figures")
     return 0
 
 

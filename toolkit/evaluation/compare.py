@@ -170,8 +170,6 @@ def prepare(run_dir: Path):
         raise CompareError(str(e)) from None
     if blob["quant"] is None:
         raise CompareError(f"{model_file} is a float model; compare needs a quantized stage (qat or later)")
-    if getattr(model, "modality", "image") != "image":
-        raise CompareError(f"{model_file}: compare handles image models so far (this one is {model.modality})")
     for p in (model_file.parent / "prior.npy", run_dir / "prior.npy"):
         if p.is_file():
             prior = load_prior(p)

@@ -9,18 +9,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def rd_plot(path: Path, model_points: Dict[str, dict], anchors: Dict[str, List[dict]], title: str):
-    """bpp vs PSNR and vs MS-SSIM: anchors as curves, the model's variants as points."""
+RATE_LABELS = {"bpp": "bits per pixel (file size)", "bps": "bits per second (file size)"}
+
+
+def rd_plot(path: Path, model_points: Dict[str, dict], anchors: Dict[str, List[dict]], title: str,
+            rate: str = "bpp", metrics=(("psnr", "PSNR (dB)"), ("msssim", "MS-SSIM"))):
+    """Rate vs two quality metrics: anchors as curves (or points), the model's variants as points."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "msssim", "MS-SSIM")):
+    for ax, (metric, label) in zip(axes, metrics):
         for codec, pts in anchors.items():
             pts = [p for p in pts if p.get(metric) is not None]
-            ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-", ms=3, label=codec)
+            ax.plot([p[rate] for p in pts], [p[metric] for p in pts], "o-", ms=3, label=codec)
         markers = iter("s^vD<>pP*Xh")
         for name, p in model_points.items():
             if p.get(metric) is not None:
-                ax.plot([p["bpp"]], [p[metric]], next(markers, "o"), ms=8, label=f"bpgan {name}")
-        ax.set_xlabel("bits per pixel (file size)")
+                ax.plot([p[rate]], [p[metric]], next(markers, "o"), ms=8, label=f"bpgan {name}")
+        ax.set_xlabel(RATE_LABELS[rate])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, loc="lower right")
@@ -42,4 +46,16 @@ def crops_plot(path: Path, panels: Dict[str, np.ndarray], size: int = 192):
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def spectrogram_plot(path: Path, panels: Dict[str, np.ndarray]):
+    """Mel spectrograms ([-1, 1] units, bands x frames) stacked: original, float, fixed point..."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.9 * len(panels)), sharex=True)
+    for ax, (label, mel) in zip(np.atleast_1d(axes), panels.items()):
+        ax.imshow(mel, origin="lower", aspect="auto", vmin=-1, vmax=1, cmap="magma", interpolation="nearest")
+        ax.set_ylabel(label, fontsize=8)
+    np.atleast_1d(axes)[-1].set_xlabel("mel frame (8 ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
