@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default data: quantize the quickstart recipe, export it for llvm,
-# code two bundled images through both integer engines, check they agree, print a compare table.
+# code two bundled images through both integer engines, check they agree, print a compare table;
+# then code the bundled speech clip with the shipped speech model through both engines.
 set -euo pipefail
 BIN=${VENV:-.venv}/bin
 RUN=runs/quickstart
@@ -21,4 +22,5 @@ for img in "$IMAGES"/*; do
   echo "demo: $name: reference and TVM decoders wrote identical PNGs"
 done
 "$BIN/bpgan-compare" "$RUN" --data "$IMAGES" --quiet
+VENV=${VENV:-.venv} bash scripts/demo_audio.sh   # speech: the shipped model and clip, both engines
 echo "demo: report $RUN/report.md, comparison $RUN/compare/compare.md"
