@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from ..quant.layers import OUTPUT, ConvAct, LayerFactory, QuantSpec, ResBlock, signed
-from .latent import CenterQuantizer
+from .codec_model import BPGANCodec
 from .registry import register_model
 
 
@@ -83,25 +83,12 @@ class AudioGenerator(nn.Module):
         return self.tail(self.up(self.res(self.head(z))))
 
 
-class BPGANAudio(nn.Module):
+class BPGANAudio(BPGANCodec):
     """forward(mel (N, 64, T), T a multiple of the stride) -> {"x_hat", "z", "z_hat", "indices"}."""
     modality = "audio"
 
-    def __init__(self, cfg: BPGANAudioConfig, quant: Optional[QuantSpec] = None):
-        super().__init__()
-        self.cfg = cfg
-        self.encoder = AudioEncoder(cfg)
-        self.quantizer = CenterQuantizer(cfg.num_centers, cfg.latent_frac_bits)
-        self.generator = AudioGenerator(cfg, quant)
-
-    @property
-    def stride(self) -> int:
-        return self.cfg.downsample
-
-    def forward(self, x):
-        z = self.encoder(x)
-        z_hat, idx = self.quantizer(z)
-        return {"x_hat": self.generator(z_hat), "z": z, "z_hat": z_hat, "indices": idx}
+    def __init__(self, cfg, quant: Optional[QuantSpec] = None):
+        super().__init__(cfg, AudioEncoder(cfg), AudioGenerator(cfg, quant))
 
 
 @register_model("bpgan-audio", BPGANAudioConfig)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from ..quant.layers import OUTPUT, RELU4, ConvAct, LayerFactory, QuantSpec, ResBlock, signed
-from .latent import CenterQuantizer
+from .codec_model import BPGANCodec
 from .registry import register_model
 
 
@@ -80,25 +80,12 @@ class Generator(nn.Module):
         return self.tail(self.up(self.res(self.head(z))))
 
 
-class BPGANImage(nn.Module):
+class BPGANImage(BPGANCodec):
     """forward(x) -> {"x_hat", "z", "z_hat", "indices"}."""
     modality = "image"
 
-    def __init__(self, cfg: BPGANImageConfig, quant: Optional[QuantSpec] = None):
-        super().__init__()
-        self.cfg = cfg
-        self.encoder = Encoder(cfg)
-        self.quantizer = CenterQuantizer(cfg.num_centers, cfg.latent_frac_bits)
-        self.generator = Generator(cfg, quant)
-
-    @property
-    def stride(self) -> int:
-        return self.cfg.downsample
-
-    def forward(self, x):
-        z = self.encoder(x)
-        z_hat, idx = self.quantizer(z)
-        return {"x_hat": self.generator(z_hat), "z": z, "z_hat": z_hat, "indices": idx}
+    def __init__(self, cfg, quant: Optional[QuantSpec] = None):
+        super().__init__(cfg, Encoder(cfg), Generator(cfg, quant))
 
 
 @register_model("bpgan-image", BPGANImageConfig)
