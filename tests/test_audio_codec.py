@@ -198,3 +198,13 @@ def test_encode_cli_refuses_bad_audio_in_one_line(run, tmp_path, capsys, content
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("bpgan-encode: error:") and message in err
     assert not (tmp_path / "b.bpg").exists()
+
+
+def test_firmware_ref_decodes_the_stream_to_the_same_mel(run):
+    from bpgan.firmware_ref.bitstream_decode import decode_bitstream
+    _, model, prior, prog, engines = run
+    audio = to_mono_8k(speech_like(3001 / SAMPLE_RATE, seed=7), SAMPLE_RATE)
+    enc, _ = encode_audio(model, prior, audio, None, prog.model_hash())
+    header, y = decode_bitstream(prog, enc.data)
+    _, codes = decode_mel(enc.data, prior, prog.model_hash(), engines["ref"], samples_per_step(model))
+    assert y.shape == (1, 64, num_frames(3001)) and np.array_equal(y[0], codes)

@@ -14,6 +14,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from bpgan.firmware_ref.bitstream import MAX_DECODE_FRAMES
+
 from ..codec.bitstream import BitstreamError, Header, read_bitstream, unpack, write_bitstream
 from ..codec.codec import Encoded, Engine, latent_indices
 from ..codec.fingerprint import model_hash as compute_model_hash
@@ -21,8 +23,6 @@ from ..codec.search import SearchConfig, latent_search
 from ..quant.quantizers import OUTPUT_FRAC_BITS
 from .mel import GRIFFIN_LIM_ITERS, HOP, int8_to_unit, mel_to_wav, num_frames, pad_frames, wav_to_mel
 from .wav import SAMPLE_RATE, LoadedAudio
-
-MAX_DECODE_FRAMES = 1 << 22  # about 9 hours: a forged header must not make the engine allocate without bound
 
 
 def samples_per_step(model) -> int:

@@ -15,9 +15,11 @@ import math
 
 import numpy as np
 
+from bpgan.firmware_ref.bitstream import AUDIO_HOP as HOP  # the bitstream's samples-per-frame rule
+
 from .wav import SAMPLE_RATE
 
-N_FFT, HOP, N_MELS = 256, 64, 64
+N_FFT, N_MELS = 256, 64
 DB_FLOOR, DB_CEIL = -80.0, 20.0
 GRIFFIN_LIM_ITERS = 32
 

@@ -1,136 +1,25 @@
-"""The .bpg bitstream: a small versioned header, then the entropy-coded latent symbols.
+"""The .bpg bitstream with constriction's coder: the layout itself lives in firmware_ref/bitstream.py.
 
-Format version 1, all integers little-endian:
-
-  offset        size  field
-  0             4     magic b"BPGC"
-  4             1     version (1)
-  5             1     modality: 1 image, 2 audio
-  6             1     n: number of spatial dims (2 for image: H, W; 1 for audio: samples)
-  7             1     flags: 0 (reserved)
-  8             16    model hash (fingerprint.model_hash of the decoder side)
-  24            2     stride: latent downsampling factor (1..65535)
-  26            2     C: latent channels
-  28            8*n   per spatial dim: original size u32, padding u16, latent size u16
-  28+8n         4     payload length in bytes
-  32+8n         4     CRC32 of the payload
-  36+8n         4     CRC32 of the header bytes [0, 36+8n)
-  40+8n         ...   payload (entropy.encode_symbols: ANS words)
-
-Geometry invariant, checked on both sides: original + padding == latent * stride and
-padding < stride, per dim; padding goes at the end (bottom / right) and is cropped after decoding.
-Every way a file can be wrong surfaces from `unpack` as one BitstreamError with a one-line message.
+Header, pack, unpack and BitstreamError are re-exported from there (one source of truth);
+this module adds write_bitstream / read_bitstream, which entropy code the symbols (entropy.py).
 """
-import struct
-import zlib
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
 
+from bpgan.firmware_ref.bitstream import (  # noqa: F401  (re-exported)
+    HASH_BYTES,
+    MAGIC,
+    MAX_SYMBOLS,
+    MODALITIES,
+    VERSION,
+    BitstreamError,
+    Header,
+    pack,
+    unpack,
+)
+
 from .entropy import EntropyError, decode_symbols, encode_symbols
-
-MAGIC = b"BPGC"
-VERSION = 1
-HASH_BYTES = 16
-MODALITIES = {"image": (1, 2), "audio": (2, 1)}  # name -> (code, spatial dims)
-MAX_SYMBOLS = 1 << 28  # refuse headers that would make the decoder allocate without bound
-
-_FIXED = struct.Struct("<4sBBBB16sHH")  # magic .. C
-_DIM = struct.Struct("<IHH")
-_TAIL = struct.Struct("<III")  # payload length, payload CRC, header CRC
-
-
-class BitstreamError(ValueError):
-    """Any reason a byte string is not a decodable bitstream for this model."""
-
-
-@dataclass(frozen=True)
-class Header:
-    modality: str                       # "image" or "audio"
-    model_hash: bytes                   # HASH_BYTES bytes
-    stride: int
-    original_size: Tuple[int, ...]      # (H, W) or (samples,)
-    padding: Tuple[int, ...]            # added at the end of each dim before encoding
-    latent_shape: Tuple[int, ...]       # (C, h, w) or (C, n)
-
-    def check(self) -> Optional[str]:
-        """None if consistent, else what is wrong (one line)."""
-        if self.modality not in MODALITIES:
-            return f"unknown modality {self.modality!r}"
-        ndim = MODALITIES[self.modality][1]
-        if len(self.model_hash) != HASH_BYTES:
-            return f"model hash must be {HASH_BYTES} bytes"
-        if not (len(self.original_size) == len(self.padding) == ndim and len(self.latent_shape) == ndim + 1):
-            return f"{self.modality} needs {ndim} spatial dims"
-        if not 1 <= self.stride <= 0xFFFF or not 1 <= self.latent_shape[0] <= 0xFFFF:
-            return "stride or channel count out of range"
-        for orig, pad, lat in zip(self.original_size, self.padding, self.latent_shape[1:]):
-            if orig < 1 or not 0 <= pad < self.stride or orig + pad != lat * self.stride:
-                return f"size {orig} + padding {pad} is not latent size {lat} x stride {self.stride}"
-        if int(np.prod(self.latent_shape, dtype=np.int64)) > MAX_SYMBOLS:
-            return f"latent of {self.latent_shape} exceeds {MAX_SYMBOLS} symbols"
-        return None
-
-    def header_bytes(self) -> int:
-        return _FIXED.size + _DIM.size * len(self.original_size) + _TAIL.size
-
-
-def pack(header: Header, payload: bytes) -> bytes:
-    problem = header.check()
-    if problem:
-        raise ValueError(f"cannot pack bitstream: {problem}")
-    code, ndim = MODALITIES[header.modality]
-    head = _FIXED.pack(MAGIC, VERSION, code, ndim, 0, bytes(header.model_hash), header.stride, header.latent_shape[0])
-    for orig, pad, lat in zip(header.original_size, header.padding, header.latent_shape[1:]):
-        if orig > 0xFFFFFFFF or lat > 0xFFFF:
-            raise ValueError(f"cannot pack bitstream: size {orig} (latent {lat}) does not fit the header")
-        head += _DIM.pack(orig, pad, lat)
-    head += struct.pack("<II", len(payload), zlib.crc32(payload))
-    head += struct.pack("<I", zlib.crc32(head))
-    return head + bytes(payload)
-
-
-def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, bytes]:
-    """bytes -> (Header, payload); BitstreamError unless the file is intact (and for this model)."""
-    data = bytes(data)
-    if len(data) < 4 or data[:4] != MAGIC:
-        raise BitstreamError("not a bpgan bitstream (wrong magic)" if len(data) >= 4 else "truncated bitstream")
-    if len(data) < _FIXED.size:
-        raise BitstreamError("truncated bitstream (header incomplete)")
-    _, version, code, ndim, flags, mhash, stride, channels = _FIXED.unpack_from(data, 0)
-    if version != VERSION:
-        raise BitstreamError(f"unsupported bitstream version {version} (this decoder reads version {VERSION})")
-    if ndim not in (1, 2):
-        raise BitstreamError(f"corrupt header (bad dimension count {ndim})")
-    head_len = _FIXED.size + _DIM.size * ndim + _TAIL.size
-    if len(data) < head_len:
-        raise BitstreamError("truncated bitstream (header incomplete)")
-    payload_len, payload_crc, head_crc = _TAIL.unpack_from(data, head_len - _TAIL.size)
-    if zlib.crc32(data[:head_len - 4]) != head_crc:
-        raise BitstreamError("corrupt header (CRC mismatch)")
-    if flags != 0:
-        raise BitstreamError(f"corrupt header (unknown flags {flags:#04x})")
-    names = {c: name for name, (c, _) in MODALITIES.items()}
-    if code not in names:
-        raise BitstreamError(f"unknown modality code {code}")
-    dims = [_DIM.unpack_from(data, _FIXED.size + _DIM.size * i) for i in range(ndim)]
-    header = Header(names[code], mhash, stride, tuple(d[0] for d in dims), tuple(d[1] for d in dims),
-                    (channels,) + tuple(d[2] for d in dims))
-    problem = header.check()
-    if problem:
-        raise BitstreamError(f"corrupt header ({problem})")
-    if model_hash is not None and bytes(model_hash) != mhash:
-        raise BitstreamError(f"bitstream was made for model {mhash.hex()}, not this model {bytes(model_hash).hex()}")
-    available = len(data) - head_len
-    if available < payload_len:
-        raise BitstreamError(f"truncated bitstream (payload {available} of {payload_len} bytes)")
-    if available > payload_len:
-        raise BitstreamError(f"{available - payload_len} bytes of trailing garbage after the payload")
-    payload = data[head_len:]
-    if zlib.crc32(payload) != payload_crc:
-        raise BitstreamError("corrupt payload (CRC mismatch)")
-    return header, payload
 
 
 def write_bitstream(header: Header, symbols: np.ndarray, table: np.ndarray) -> bytes:

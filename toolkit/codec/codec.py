@@ -12,6 +12,8 @@ from typing import Callable, Iterable, Optional, Tuple
 import numpy as np
 import torch
 
+from bpgan.firmware_ref.bitstream import MAX_DECODE_PIXELS
+
 from .bitstream import BitstreamError, Header, read_bitstream, unpack, write_bitstream
 from .context import estimate_context_prior
 from .fingerprint import model_hash as compute_model_hash
@@ -20,7 +22,6 @@ from .prior import PRECISION_BITS, estimate_prior
 from .search import SearchConfig, SearchResult, latent_search
 
 Engine = Callable[[np.ndarray], np.ndarray]
-MAX_DECODE_PIXELS = 1 << 26  # 64 Mpixel: a forged header must not make the engine allocate without bound
 
 
 @torch.no_grad()

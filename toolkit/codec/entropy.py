@@ -12,7 +12,7 @@ builds its CDF as `left_cdf[i] = as_int(sum_{j<i} p_j * scale) + i` with
 `p_j = f_j - 1` as float64: small integers, so every sum is exact, `scale` is exactly 1.0 and
 `left_cdf[i] = sum_{j<i} f_j` -- the integer table itself, with no rounding anywhere. The test
 `test_constriction_model_is_the_integer_table` probes every CDF boundary through the decoder to
-hold constriction to this. ANS itself is integer arithmetic only; ans_ref.py restates the decoder
+hold constriction to this. ANS itself is integer arithmetic only; firmware_ref/ans.py restates the decoder
 in plain Python (the spec for device ports) and is tested equal to constriction.
 """
 import numpy as np
