@@ -132,3 +132,25 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
     if zlib.crc32(payload) != payload_crc:
         raise BitstreamError("corrupt payload (CRC mismatch)")
     return header, payload
+
+
+def output_size(header: Header, downsample: Optional[int] = None) -> Tuple[int, ...]:
+    """The generator's output size for this header: image (H, W) = latent * stride; audio (frames,) =
+    latent * stride / AUDIO_HOP. BitstreamError when the stride is not the model's `downsample` (latent
+    steps: pixels, or mel frames) or the size exceeds the decoder limits."""
+    if header.modality == "image":
+        if downsample is not None and header.stride != int(downsample):
+            raise BitstreamError(f"bitstream stride {header.stride} differs from the model's {downsample}")
+        size = tuple(d * header.stride for d in header.latent_shape[1:])
+        if size[0] * size[1] > MAX_DECODE_PIXELS:
+            raise BitstreamError(f"image of {size[0]}x{size[1]} pixels exceeds the decoder limit {MAX_DECODE_PIXELS}")
+        return size
+    if downsample is not None and header.stride != int(downsample) * AUDIO_HOP:
+        raise BitstreamError(f"bitstream stride {header.stride} samples differs from the model's "
+                             f"{int(downsample) * AUDIO_HOP}")
+    if header.stride % AUDIO_HOP:
+        raise BitstreamError(f"bitstream stride {header.stride} is not a whole number of {AUDIO_HOP}-sample frames")
+    frames = header.latent_shape[1] * header.stride // AUDIO_HOP
+    if frames > MAX_DECODE_FRAMES:
+        raise BitstreamError(f"{frames} mel frames exceed the decoder limit {MAX_DECODE_FRAMES}")
+    return (frames,)

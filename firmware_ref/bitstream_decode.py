@@ -9,7 +9,7 @@ from typing import Tuple
 import numpy as np
 
 from .ans import decode_symbols
-from .bitstream import AUDIO_HOP, MAX_DECODE_FRAMES, MAX_DECODE_PIXELS, BitstreamError, Header, unpack
+from .bitstream import AUDIO_HOP, BitstreamError, Header, output_size, unpack
 from .decoder import decode_latent
 from .program import Program
 
@@ -18,21 +18,7 @@ def _expected_output(prog: Program, header: Header) -> Tuple[int, ...]:
     """The (1, channels, ...) shape the generator must produce for this header; BitstreamError if out of bounds."""
     down = prog.meta.get("config", {}).get("downsample")
     channels = prog.tensors[prog.outputs[0]].get("channels")
-    if header.modality == "image":
-        if down is not None and header.stride != int(down):
-            raise BitstreamError(f"bitstream stride {header.stride} differs from the model's {down}")
-        size = tuple(d * header.stride for d in header.latent_shape[1:])
-        if size[0] * size[1] > MAX_DECODE_PIXELS:
-            raise BitstreamError(f"image of {size[0]}x{size[1]} pixels exceeds the decoder limit {MAX_DECODE_PIXELS}")
-        return (1, channels) + size
-    if down is not None and header.stride != int(down) * AUDIO_HOP:
-        raise BitstreamError(f"bitstream stride {header.stride} samples differs from the model's {int(down) * AUDIO_HOP}")
-    if header.stride % AUDIO_HOP:
-        raise BitstreamError(f"bitstream stride {header.stride} is not a whole number of {AUDIO_HOP}-sample frames")
-    frames = header.latent_shape[1] * header.stride // AUDIO_HOP
-    if frames > MAX_DECODE_FRAMES:
-        raise BitstreamError(f"{frames} mel frames exceed the decoder limit {MAX_DECODE_FRAMES}")
-    return (1, channels, frames)
+    return (1, channels) + output_size(header, down)
 
 
 def decode_bitstream(prog: Program, data: bytes) -> Tuple[Header, np.ndarray]:

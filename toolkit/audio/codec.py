@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from bpgan.firmware_ref.bitstream import MAX_DECODE_FRAMES
+from bpgan.firmware_ref.bitstream import output_size
 
 from ..codec.bitstream import BitstreamError, Header, read_bitstream, unpack, write_bitstream
 from ..codec.codec import Encoded, Engine, latent_indices
@@ -66,13 +66,7 @@ def decode_mel(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine
     header, _ = unpack(data, model_hash)  # every check that needs no entropy decoding comes first
     if header.modality != "audio":
         raise BitstreamError(f"bitstream holds {header.modality}, not audio")
-    if stride is not None and header.stride != stride:
-        raise BitstreamError(f"bitstream stride {header.stride} samples differs from the model's {stride}")
-    if header.stride % HOP:
-        raise BitstreamError(f"bitstream stride {header.stride} is not a whole number of {HOP}-sample frames")
-    frames = header.latent_shape[1] * header.stride // HOP
-    if frames > MAX_DECODE_FRAMES:
-        raise BitstreamError(f"{frames} mel frames exceed the decoder limit {MAX_DECODE_FRAMES}")
+    (frames,) = output_size(header, None if stride is None else stride // HOP)
     _, symbols = read_bitstream(data, prior, model_hash)
     y = np.asarray(engine(symbols[None]))
     if y.ndim != 3 or y.shape[0] != 1 or y.shape[2] != frames:

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Optional, Tuple
 import numpy as np
 import torch
 
-from bpgan.firmware_ref.bitstream import MAX_DECODE_PIXELS
+from bpgan.firmware_ref.bitstream import output_size
 
 from .bitstream import BitstreamError, Header, read_bitstream, unpack, write_bitstream
 from .context import estimate_context_prior
@@ -79,11 +79,7 @@ def decode_image(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engi
     header, _ = unpack(data, model_hash)  # every check that needs no entropy decoding comes first
     if header.modality != "image":
         raise BitstreamError(f"bitstream holds {header.modality}, not an image")
-    if stride is not None and header.stride != stride:
-        raise BitstreamError(f"bitstream stride {header.stride} differs from the model's {stride}")
-    expected = (1, 3) + tuple(d * header.stride for d in header.latent_shape[1:])
-    if int(np.prod(expected[2:], dtype=np.int64)) > MAX_DECODE_PIXELS:
-        raise BitstreamError(f"image of {expected[2]}x{expected[3]} pixels exceeds the decoder limit {MAX_DECODE_PIXELS}")
+    expected = (1, 3) + output_size(header, stride)
     _, symbols = read_bitstream(data, prior, model_hash)
     y = np.asarray(engine(symbols[None]))
     if y.shape != expected:
