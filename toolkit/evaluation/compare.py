@@ -91,6 +91,7 @@ def stage_info(model, blob) -> dict:
 def collect_variants(run_dir: Path, final_model, final_blob) -> Tuple[List[Variant], Dict[str, str]]:
     """The variants this run has, and for each missing one the reason."""
     variants, missing = [], {}
+    final_info = stage_info(final_model, final_blob)
     float_path = run_dir / "float" / "model.pt"
     if float_path.is_file():
         m, blob = load_model(float_path)
@@ -98,7 +99,7 @@ def collect_variants(run_dir: Path, final_model, final_blob) -> Tuple[List[Varia
     else:
         missing["float"] = f"no {float_path}"
     variants.append(Variant("float_weights", float_decoder(float_arithmetic_model(final_model, final_blob["model"])),
-                            {**stage_info(final_model, final_blob), "size_bytes": None, "size_format": None}))
+                            {**final_info, "size_bytes": None, "size_format": None}))
     for stage in STAGE_ORDER[1:]:
         p = run_dir / stage / "model.pt"
         if p.is_file():
@@ -106,7 +107,6 @@ def collect_variants(run_dir: Path, final_model, final_blob) -> Tuple[List[Varia
             variants.append(Variant(stage, torch_decoder(m), stage_info(m, blob)))
         else:
             missing[stage] = f"no {p}"
-    final_info = stage_info(final_model, final_blob)
     export = run_dir / "export"
     if (export / "program.json").is_file():
         from bpgan.firmware_ref.decoder import decode_latent
