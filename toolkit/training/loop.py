@@ -80,7 +80,7 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
         gen.set_state(s["rng"][d.rank] if d.rank < len(s["rng"]) else s["rng"][0])
         start, history = s["step"], s["history"]
     bar = tqdm(total=steps, initial=start, desc=stage, disable=not session.show_progress, leave=False)
-    running, t0 = {}, time.time()
+    running, since_log, t0 = {}, 0, time.time()
     model.train()
     for step in range(start, steps):
         model.quantizer.sigma.fill_(sigma_schedule(r, stage, step, steps))
@@ -113,15 +113,14 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
         parts["loss"] = float(loss.detach())
         for k, v in parts.items():
             running[k] = running.get(k, 0.0) + v
+        since_log += 1
         bar.update(1)
-        n_log = (step + 1) % r.train.log_every == 0 or step + 1 == steps
-        if n_log:
-            count = r.train.log_every if (step + 1) % r.train.log_every == 0 else (step + 1) % r.train.log_every
-            entry = {k: d.mean(v / count) for k, v in running.items()}
+        if (step + 1) % r.train.log_every == 0 or step + 1 == steps:
+            entry = {k: d.mean(v / since_log) for k, v in running.items()}
             entry["step"] = step + 1
             history.append(entry)
             bar.set_postfix(loss=f"{entry['loss']:.4f}")
-            running = {}
+            running, since_log = {}, 0
         if (step + 1) % r.train.save_every == 0 and step + 1 < steps:
             _save_state(state_path, model, disc, opt, opt_d, admm, gen, step + 1, history, d)
     bar.close()
