@@ -61,9 +61,33 @@ def test_admm_codebook_leaves_at_most_2_to_the_b_values_per_layer():
         ints = integer_weights(l).astype(np.int64)
         values = set(np.unique(ints).tolist()) - {0}
         assert len(books[n]) <= 8 and len(values) <= 8
-        # the codebook (in the stage's units) times the layer's current power of two gives the weights
-        ratio = float(admm.scales[n]) / float(l.quant_weight().scale)
-        assert values <= {int(round(v * ratio)) for v in books[n].tolist()}
+        # the layer's power of two is the codebook's: the stored int8 weights are codebook values
+        assert float(admm.scales[n]) == float(l.quant_weight().scale)
+        assert values <= set(books[n].tolist())
+
+
+def test_codebook_assignment_keeps_the_weight_scale_when_the_range_would_shrink():
+    # max |w| is 64.3 units of 2^-8: the outer center would round to 64, the power-of-two scale
+    # would then halve and every weight would leave its codebook (seen in a 6-step smoke run)
+    f = LayerFactory(QuantSpec())
+    layer = f.conv(4, 4, 3)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        w = torch.randn_like(layer.weight) * 8 / 256
+        w.view(-1)[0] = 64.3 / 256
+        layer.weight.copy_(w)
+    before = float(layer.quant_weight().scale)
+    admm = ADMMCodebook({"a": layer.weight}, {"a": layer}, bits=3, rho=0.05)
+    books = admm.hard_assign()
+    ints = set(np.unique(integer_weights(layer)).tolist()) - {0}
+    assert float(layer.quant_weight().scale) == before == 2.0 ** -8
+    assert ints <= set(books["a"].tolist()) and max(np.abs(books["a"].numpy())) > 64
+
+
+def test_kmeans_codebook_spans_the_range_of_the_values():
+    vals = np.concatenate([np.full(500, 10.0), np.full(500, -10.0), [90.4, -70.6]])
+    book = kmeans_1d(vals, 4)
+    assert book.min() == -71 and book.max() == 90
 
 
 def test_kmeans_codebook_is_distinct_int8_without_zero():

@@ -77,14 +77,18 @@ class ADMMPruner(ADMM):
 
 
 def kmeans_1d(values: np.ndarray, k: int, iters: int = 30) -> np.ndarray:
-    """Integer codebook of up to k distinct int8 values by Lloyd's algorithm (quantile init)."""
+    """Integer codebook of up to k distinct int8 values by Lloyd's algorithm (quantile init).
+
+    The two outer centers stay pinned at min and max, so the codebook spans the weights' range."""
     values = values.astype(np.float64)
     centers = np.quantile(values, (np.arange(k) + 0.5) / k)
     for _ in range(iters):
+        centers[0], centers[-1] = values.min(), values.max()
         assign = np.abs(values[:, None] - centers[None]).argmin(1)
-        for j in range(k):
+        for j in range(1, k - 1):
             if np.any(assign == j):
                 centers[j] = values[assign == j].mean()
+    centers[0], centers[-1] = values.min(), values.max()
     ints = np.unique(np.clip(np.floor(centers + 0.5), -127, 127)).astype(np.int64)
     return ints[ints != 0] if len(ints) > 1 else ints  # zero is carried by the sparsity mask
 
@@ -93,8 +97,8 @@ class ADMMCodebook(ADMM):
     """Weights of each layer restricted to scale * codebook (2^bits int8 values); pruned zeros stay zero."""
 
     def __init__(self, params, layers, bits: int, rho: float, masks=None):
-        self.bits = bits
-        self.scales = {n: weight_scale(layers[n]) for n in params}  # fixed for the stage
+        self.bits, self.layers = bits, layers
+        self.scales = {n: weight_scale(layers[n]) for n in params}  # fixed until hard_assign
         self.masks = masks or {}
         self.codebooks = {n: self._fit(n, p.detach()) for n, p in params.items()}
         super().__init__(params, rho)
@@ -107,8 +111,15 @@ class ADMMCodebook(ADMM):
         return torch.ones_like(w, dtype=torch.bool) if m is None else m
 
     def _fit(self, name, w):
+        """Brevitas' scale is 2^ceil(log2(max|w| / 128)), so max |int| lies in (64, 127] at that scale.
+        The outermost codebook value is kept above 64: a range that shrank to 64 or less would halve
+        the scale after assignment and move every weight off its codebook."""
         vals = self._ints(name, w)[self._nonzero(name, w)].cpu().numpy()
-        return torch.from_numpy(kmeans_1d(vals, 2 ** self.bits)).to(w.device)
+        book = kmeans_1d(vals, 2 ** self.bits)
+        top = np.abs(book).argmax()
+        if np.abs(vals).max() > 64 >= abs(book[top]):
+            book[top] = 65 if book[top] > 0 else -65
+        return torch.from_numpy(book).to(w.device)
 
     def project(self, name, w):
         book = self.codebooks[name].to(w.dtype)
@@ -123,6 +134,9 @@ class ADMMCodebook(ADMM):
 
     @torch.no_grad()
     def hard_assign(self):
+        """Final fit on the weights themselves at the scale Brevitas gives them now, then assign."""
         for n, p in self.params.items():
+            self.scales[n] = weight_scale(self.layers[n])
+            self.codebooks[n] = self._fit(n, p)
             p.copy_(self.project(n, p))
         return {n: c.clone() for n, c in self.codebooks.items()}
