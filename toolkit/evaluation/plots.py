@@ -59,3 +59,29 @@ def spectrogram_plot(path: Path, panels: Dict[str, np.ndarray]):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def training_curves_plot(path: Path, stages: Dict[str, dict]):
+    """Training loss of every stage on one step axis (stages shaded), and the validation after each."""
+    fig, (ax, ax_val) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 1]})
+    offset = 0
+    for i, (stage, m) in enumerate(stages.items()):
+        hist = m.get("history") or []
+        if hist:
+            ax.plot([offset + h["step"] for h in hist], [h["loss"] for h in hist], lw=1, label=stage)
+            ax.axvspan(offset, offset + hist[-1]["step"], color=f"C{i}", alpha=0.06)
+            offset += hist[-1]["step"]
+    ax.set_yscale("log")
+    ax.set_xlabel("training step (stages in order)")
+    ax.set_ylabel("training loss (incl. ADMM penalty)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    key = next(iter(next(iter(stages.values()))["val"]), None) if stages else None
+    if key is not None:
+        ax_val.plot(list(stages), [m["val"][key] for m in stages.values()], "o-")
+        ax_val.set_ylabel(f"validation {key}")
+        ax_val.tick_params(axis="x", labelrotation=45, labelsize=7)
+        ax_val.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -25,12 +25,12 @@ def layer_tensors(generator, codebooks=None) -> dict:
 
 
 def codebooks_in_layer_units(layers, codebooks) -> dict:
-    """Codebooks are stored at the ADMM stage's scale; Brevitas may since have halved the scale (if no
-    weight reaches 64), which doubles the integers. Express each codebook in the layer's current units."""
+    """Codebook integers per layer; ADMMCodebook keeps the layer's scale, so they are its int8 units."""
     out = {}
     for name, cb in (codebooks or {}).items():
-        ratio = float(cb["scale"].reshape(-1)[0]) / 2.0 ** -float(layers[name]["exponents"][0])
-        out[name] = (cb["values"].numpy().astype(np.float64) * ratio).round().astype(np.int64)
+        if float(cb["scale"].reshape(-1)[0]) != 2.0 ** -float(layers[name]["exponents"][0]):
+            raise ValueError(f"{name}: codebook scale {float(cb['scale'].reshape(-1)[0])} is not the layer's")
+        out[name] = cb["values"].numpy().astype(np.int64)
     return out
 
 
@@ -68,6 +68,8 @@ def write_report(out_dir: Path, recipe, results: dict, summary: dict, targets: d
     out_dir = Path(out_dir)
     (out_dir / "report.json").write_text(json.dumps(report, indent=1, default=float))
     (out_dir / "report.md").write_text(render_markdown(report))
+    from ..evaluation.plots import training_curves_plot
+    training_curves_plot(out_dir / "curves.png", results)
     return report
 
 
