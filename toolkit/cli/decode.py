@@ -1,4 +1,6 @@
-"""bpgan-decode RUN_OR_PROGRAM IN.bpg|latent.npz -o out.png|out.wav [--engine ref|tvm]: bitstream -> image or speech.
+"""bpgan-decode [RUN_OR_PROGRAM] IN.bpg|latent.npz -o out.png|out.wav [--engine ref|tvm]: bitstream -> image or speech.
+
+Without RUN_OR_PROGRAM a bitstream is decoded by the shipped model (zoo/) whose model hash it carries.
 
 IN.bpg: a bitstream from bpgan-encode; it is entropy decoded with the prior stored in the integer
 program, checked against the program's model hash, decoded and cropped to the original size. An audio
@@ -21,12 +23,33 @@ ENGINES = ("ref", "tvm")
 
 def parse(argv):
     p = argparse.ArgumentParser(prog="bpgan-decode", description=__doc__.splitlines()[0])
-    p.add_argument("program", help="export folder (program.json) or run folder")
-    p.add_argument("latent", help="bitstream (.bpg) or .npz with `latent` (int8) or `symbols`")
+    p.add_argument("paths", nargs="+", metavar="[RUN_OR_PROGRAM] INPUT",
+                   help="export folder (program.json) or run folder (default for a bitstream: the shipped "
+                        "model it was made for), then the bitstream (.bpg) or .npz with `latent` or `symbols`")
     p.add_argument("-o", "--output", required=True, help="output .png or .npz (images), .wav or .npz (audio)")
     p.add_argument("--engine", choices=ENGINES, default="ref", help="ref: NumPy reference; tvm: decoder-llvm.so")
     p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if len(args.paths) > 2:
+        p.error("give at most RUN_OR_PROGRAM and INPUT")
+    args.latent = args.paths[-1]
+    args.program = args.paths[0] if len(args.paths) == 2 else None
+    return args
+
+
+def shipped_model_for(path: Path) -> Path:
+    """The zoo entry a bitstream was made for, by the model hash in its header."""
+    from ..codec.bitstream import unpack
+    from ..zoo import ZOO, find_by_model_hash
+
+    if path.suffix.lower() == ".npz" or not path.is_file():
+        raise ValueError(f"{path}: without RUN_OR_PROGRAM the input must be a bitstream (.bpg)")
+    header = unpack(path.read_bytes())[0]
+    found = find_by_model_hash(header.model_hash)
+    if found is None:
+        raise ValueError(f"{path} was made for model {header.model_hash.hex()}, which is none of the shipped "
+                         f"models in {ZOO}; pass RUN_OR_PROGRAM")
+    return found
 
 
 def program_dir(path: Path) -> Path:
@@ -107,6 +130,9 @@ def main(argv=None) -> int:
     from bpgan.firmware_ref.program import load_program
 
     try:
+        if args.program is None:
+            args.program = shipped_model_for(Path(args.latent))
+            print(f"bpgan-decode: model {args.program} (shipped, matched by the bitstream's model hash)")
         folder = program_dir(Path(args.program))
         prog = load_program(folder)
         if Path(args.latent).suffix.lower() != ".npz":

@@ -1,6 +1,7 @@
-"""bpgan-encode MODEL IMAGE|WAV -o out.bpg [--iters N]: image or speech -> bitstream; prints size, rate, quality.
+"""bpgan-encode [MODEL] IMAGE|WAV -o out.bpg [--iters N]: image or speech -> bitstream; prints size, rate, quality.
 
-MODEL: a run folder (its last stage's model.pt) or a model.pt file. The prior table is read from
+MODEL: a run folder (its last stage's model.pt) or a model.pt file; without it the shipped model
+(zoo/bpgan-image-light for images, zoo/bpgan-audio-light for audio files) is used. The prior table is read from
 --prior, else prior.npy beside the model file or in the run folder; --prior-from DATA estimates it
 from training images (a folder, or `embedded`) and saves it as prior.npy beside the model file.
 An audio model (modality from the model) takes any audio file (audio/wav.py converts it to 8 kHz
@@ -25,8 +26,9 @@ from ..training.checkpoint import final_model_path, load_model
 
 def parse(argv):
     p = argparse.ArgumentParser(prog="bpgan-encode", description=__doc__.splitlines()[0])
-    p.add_argument("model", help="run folder or model.pt")
-    p.add_argument("image", help="image file (PNG, JPEG, ...), or audio file (WAV, FLAC, ...) for an audio model")
+    p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT",
+                   help="run folder or model.pt (default: the shipped model for the input), then the image "
+                        "(PNG, JPEG, ...) or audio file (WAV, FLAC, ...)")
     p.add_argument("-o", "--output", required=True, help="output bitstream (.bpg)")
     p.add_argument("--iters", type=int, default=50, help="latent search iterations; 0 = encoder latent only")
     p.add_argument("--lr", type=float, default=SearchConfig.lr, help="search: Adam step on the latent")
@@ -41,7 +43,12 @@ def parse(argv):
     p.add_argument("--prior-crops", type=int, default=64, help="training crops used by --prior-from")
     p.add_argument("--context-prior", action="store_true",
                    help="with --prior-from: condition each symbol on the one above and the previous channel's")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if len(args.paths) > 2:
+        p.error("give at most MODEL and INPUT")
+    args.image = args.paths[-1]
+    args.model = args.paths[0] if len(args.paths) == 2 else None
+    return args
 
 
 def resolve_model(path: Path) -> Path:
@@ -101,6 +108,10 @@ def msssim_of(a: np.ndarray, b: np.ndarray) -> str:
 def main(argv=None) -> int:
     args = parse(argv)
     try:
+        if args.model is None:
+            from ..zoo import default_for_input
+            args.model = default_for_input(args.image)
+            print(f"bpgan-encode: model {args.model} (shipped default)")
         model_file = resolve_model(Path(args.model))
         model, _ = load_model(model_file)
         prior = find_prior(args, model_file, model)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Copy a finished, exported run into zoo/NAME: what encoding and decoding need, nothing host-specific.
+#   bash scripts/ship_zoo.sh runs/image-light bpgan-image-light recipes/bpgan-image-light.yaml
+# Kept: the final stage's model.pt (float encoder + 8-bit generator + masks), prior.npy, metrics.json;
+# the integer program (export/program.json + program.npz) and its test vectors; report.md/json,
+# curves.png and the recipe. Not kept: the TVM library (built for this CPU; bpgan-export rebuilds it).
+set -euo pipefail
+RUN=$1; NAME=$2; RECIPE=$3
+STAGE=$(basename "$(dirname "$(${VENV:-.venv}/bin/python -c "import sys; from bpgan.toolkit.training.checkpoint import final_model_path; print(final_model_path(sys.argv[1]))" "$RUN")")")
+DEST=zoo/$NAME
+test -f "$RUN/export/program.json" || { echo "ship_zoo: $RUN has no export; run bpgan-export $RUN --target llvm" >&2; exit 2; }
+rm -rf "$DEST" && mkdir -p "$DEST/$STAGE" "$DEST/export"
+cp "$RUN/$STAGE"/{model.pt,prior.npy,metrics.json} "$DEST/$STAGE/"
+cp "$RUN/export"/{program.json,program.npz,test_vectors.npz} "$DEST/export/"
+cp "$RUN"/{report.md,report.json,curves.png} "$DEST/"
+cp "$RECIPE" "$DEST/recipe.yaml"
+du -sh "$DEST"
