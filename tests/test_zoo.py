@@ -1,0 +1,82 @@
+"""The shipped models: consistent files, CLI defaults, and the quality they were shipped with."""
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bpgan.firmware_ref.decoder import run_program
+from bpgan.firmware_ref.program import load_program
+from bpgan.toolkit.cli.decode import main as decode_main
+from bpgan.toolkit.cli.encode import main as encode_main
+from bpgan.toolkit.codec.fingerprint import model_hash
+from bpgan.toolkit.codec.prior import load_prior
+from bpgan.toolkit.datasets import embedded_image_path
+from bpgan.toolkit.training.checkpoint import final_model_path, load_model
+from bpgan.toolkit.zoo import DEFAULTS, ZOO
+from conftest import REPO
+
+SHIPPED = sorted(p.name for p in ZOO.iterdir() if (p / "export" / "program.json").is_file())
+
+
+def test_the_defaults_are_shipped():
+    assert set(DEFAULTS.values()) <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_program_is_the_shipped_model_and_prior(name):
+    model_file = final_model_path(ZOO / name)
+    model, blob = load_model(model_file)
+    prog = load_program(ZOO / name / "export")  # verifies the content hash
+    assert prog.model_hash() == model_hash(model, load_prior(model_file.parent / "prior.npy"))
+    assert blob["quant"] is not None and blob["masks"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_test_vectors_decode_bit_exactly(name):
+    prog = load_program(ZOO / name / "export")
+    with np.load(ZOO / name / "export" / "test_vectors.npz") as z:
+        latent, output = z["latent"], z["output"]
+        layers = {k[len("layer/"):]: z[k] for k in z.files if k.startswith("layer/")}
+    out = run_program(prog, latent, keep_all=True)
+    assert np.array_equal(out[prog.outputs[0]], output)
+    assert layers and all(np.array_equal(out[k], v) for k, v in layers.items())
+
+
+def test_encode_and_decode_default_to_the_shipped_image_model(tmp_path, capsys):
+    with Image.open(embedded_image_path()) as im:  # an odd size: 200x136
+        im.convert("RGB").crop((100, 100, 300, 236)).save(tmp_path / "photo.png")
+    assert encode_main([str(tmp_path / "photo.png"), "-o", str(tmp_path / "p.bpg"), "--iters", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"zoo/{DEFAULTS['image']}" in out
+    psnr = float(re.search(r"PSNR ([\d.]+) dB", out).group(1))
+    assert decode_main([str(tmp_path / "p.bpg"), "-o", str(tmp_path / "p.png")]) == 0
+    assert "matched by the bitstream's model hash" in capsys.readouterr().out
+    with Image.open(tmp_path / "p.png") as im:
+        assert im.size == (200, 136)
+    assert psnr > 20.0  # a trained codec, not noise (measured numbers: zoo/README.md)
+
+
+def test_decode_without_a_model_refuses_a_stream_of_an_unshipped_model(exported_tiny_run, tmp_path, capsys):
+    with Image.open(embedded_image_path()) as im:
+        im.convert("RGB").crop((0, 0, 64, 64)).save(tmp_path / "x.png")
+    assert encode_main([str(exported_tiny_run), str(tmp_path / "x.png"), "-o", str(tmp_path / "x.bpg"),
+                        "--iters", "0"]) == 0
+    assert decode_main([str(tmp_path / "x.bpg"), "-o", str(tmp_path / "decoded.png")]) == 2
+    err = capsys.readouterr().err
+    assert "none of the shipped models" in err and err.count("\n") == 1
+    assert not (tmp_path / "decoded.png").exists()
+
+
+def test_encode_and_decode_default_to_the_shipped_speech_model(tmp_path, capsys):
+    clip = REPO / "toolkit" / "datasets" / "lj001-0013-8k.wav"
+    assert encode_main([str(clip), "-o", str(tmp_path / "s.bpg"), "--iters", "0", "--gl-iters", "4"]) == 0
+    out = capsys.readouterr().out
+    assert f"zoo/{DEFAULTS['audio']}" in out
+    rate = float(re.search(r"([\d.]+) bit/s", out).group(1))
+    lsd = float(re.search(r"mel LSD ([\d.]+) dB", out).group(1))
+    assert 300 < rate < 1000 and lsd < 6.0  # measured: 669 bit/s, 5.2 dB (zoo/README.md)
+    assert decode_main([str(tmp_path / "s.bpg"), "-o", str(tmp_path / "s.wav"), "--gl-iters", "4"]) == 0
+    assert "matched by the bitstream's model hash" in capsys.readouterr().out
+    assert (tmp_path / "s.wav").stat().st_size > 1000
