@@ -55,7 +55,7 @@ def test_encode_and_decode_default_to_the_shipped_image_model(tmp_path, capsys):
     assert "matched by the bitstream's model hash" in capsys.readouterr().out
     with Image.open(tmp_path / "p.png") as im:
         assert im.size == (200, 136)
-    assert psnr > 20.0  # a trained codec, not noise (measured numbers: zoo/README.md)
+    assert psnr > 20.0  # a trained codec, not noise: measured 20.6 dB
 
 
 def test_decode_without_a_model_refuses_a_stream_of_an_unshipped_model(exported_tiny_run, tmp_path, capsys):
