@@ -80,3 +80,10 @@ def test_encode_and_decode_default_to_the_shipped_speech_model(tmp_path, capsys)
     assert decode_main([str(tmp_path / "s.bpg"), "-o", str(tmp_path / "s.wav"), "--gl-iters", "4"]) == 0
     assert "matched by the bitstream's model hash" in capsys.readouterr().out
     assert (tmp_path / "s.wav").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("main", [encode_main, decode_main])
+def test_more_than_model_and_input_is_a_usage_error(main, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["a", "b", "c", "-o", str(tmp_path / "out.png")])
+    assert e.value.code == 2 and "give at most" in capsys.readouterr().err

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import optional_model_and_input
+
 ENGINES = ("ref", "tvm")
 
 
@@ -30,10 +32,7 @@ def parse(argv):
     p.add_argument("--engine", choices=ENGINES, default="ref", help="ref: NumPy reference; tvm: decoder-llvm.so")
     p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations")
     args = p.parse_args(argv)
-    if len(args.paths) > 2:
-        p.error("give at most RUN_OR_PROGRAM and INPUT")
-    args.latent = args.paths[-1]
-    args.program = args.paths[0] if len(args.paths) == 2 else None
+    args.program, args.latent = optional_model_and_input(p, args.paths, "RUN_OR_PROGRAM")
     return args
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import optional_model_and_input
 from ..codec.codec import bits_per_pixel, decode_image, encode_image, prior_from_batches, torch_engine
 from ..codec.fingerprint import model_hash
 from ..codec.image_io import int8_to_pixels, pixels_to_tensor, psnr, read_image
@@ -44,10 +45,7 @@ def parse(argv):
     p.add_argument("--context-prior", action="store_true",
                    help="with --prior-from: condition each symbol on the one above and the previous channel's")
     args = p.parse_args(argv)
-    if len(args.paths) > 2:
-        p.error("give at most MODEL and INPUT")
-    args.image = args.paths[-1]
-    args.model = args.paths[0] if len(args.paths) == 2 else None
+    args.model, args.image = optional_model_and_input(p, args.paths, "MODEL")
     return args
 
 
