@@ -10,6 +10,7 @@ from bpgan.toolkit.cli.compare import main as compare_main
 from bpgan.toolkit.codec.codec import encode_image
 from bpgan.toolkit.codec.fingerprint import model_hash
 from bpgan.toolkit.codec.image_io import read_image
+from bpgan.toolkit.codec.search import SearchConfig
 from bpgan.toolkit.datasets import embedded_image_path
 from bpgan.toolkit.training.checkpoint import final_model_path, load_model
 
@@ -76,3 +77,18 @@ def test_compare_numbers_match_direct_computation(run_and_images):
         assert pts[0]["bpp"] == pytest.approx(np.mean(bpps))
     for f in ("compare.md", "rd.png", "crops.png"):
         assert (out / f).stat().st_size > 0
+
+
+def test_compare_searches_with_the_given_msssim_weight(run_and_images):
+    run, images, d = run_and_images
+    out = d / "compare-msssim"
+    assert compare_main([str(run), "--data", str(images), "--out", str(out), "--iters", "3", "--msssim", "0.5",
+                         "--no-anchors", "--quiet"]) == 0
+    rep = json.loads((out / "compare.json").read_text())
+    assert rep["search"]["iters"] == 3 and rep["search"]["msssim"] == 0.5 and rep["search"]["mse"] == 1.0
+    model, _ = load_model(final_model_path(run))
+    prior = np.load(final_model_path(run).parent / "prior.npy")
+    cfg = SearchConfig(**rep["search"])
+    for row in rep["per_image"]:
+        enc = encode_image(model, prior, read_image(images / row["image"], model.stride), cfg, model_hash(model, prior))
+        assert row["bytes"] == len(enc.data)

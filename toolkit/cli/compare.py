@@ -7,6 +7,7 @@ decoded outputs of every variant under outputs/<variant>/.
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ def parse(argv):
     p.add_argument("--out", default=None, help="output folder (default RUN/compare)")
     p.add_argument("--limit", type=int, default=None, help="only the first N inputs")
     p.add_argument("--iters", type=int, default=0, help="latent search iterations (0: encoder latent)")
+    p.add_argument("--msssim", type=float, default=0.0, help="search: (1 - MS-SSIM) weight beside MSE (images)")
     p.add_argument("--no-anchors", action="store_true", help="skip the classical codecs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -146,7 +148,7 @@ def main(argv=None) -> int:
             audio_paths, evaluate = image_paths, evaluate_image
         paths = audio_paths(args.data)[: args.limit]
         variants, missing = collect_variants(run, model, blob)
-        search = SearchConfig(iters=args.iters) if args.iters > 0 else None
+        search = SearchConfig(iters=args.iters, msssim=args.msssim) if args.iters > 0 else None
         rows = [evaluate(p, model, prior, mhash, variants, search, out / "outputs")
                 for p in tqdm(paths, desc="inputs", disable=args.quiet, leave=False)]
     except (CompareError, ValueError, OSError) as e:
@@ -163,6 +165,7 @@ def main(argv=None) -> int:
         codecs = A.available_codecs()
         anchor_points = image_anchor_sweep(rows, codecs, not args.quiet)
     summary = summarize(rows, variants, missing, anchor_points, spec)
+    summary["search"] = asdict(search) if search else None
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(summary, indent=1, default=float))
     (out / "compare.md").write_text(render(summary, run, spec))
