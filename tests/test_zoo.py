@@ -1,6 +1,5 @@
 """The shipped models: consistent files, CLI defaults, and the quality they were shipped with."""
 import re
-import shutil
 
 import numpy as np
 import pytest

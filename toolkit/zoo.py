@@ -9,6 +9,8 @@ from typing import Optional
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 DEFAULTS = {"image": "bpgan-image-light", "audio": "bpgan-audio-light"}
+# Inputs routed to the speech model: every format soundfile reads (datasets.audio lists only the
+# training-clip formats, and importing it would load librosa for every image encode).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 
 

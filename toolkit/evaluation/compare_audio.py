@@ -13,11 +13,11 @@ import numpy as np
 from ..audio.codec import bits_per_second, encode_audio
 from ..audio.mel import GRIFFIN_LIM_ITERS, int8_to_unit, mel_to_wav
 from ..audio.wav import SAMPLE_RATE, read_audio, write_wav
+from ..datasets.audio import AUDIO_SUFFIXES
 from . import speech_anchors
 from .audio_metrics import mel_lsd, waveform_scores
 from .compare import Variant
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def audio_paths(folder) -> List[Path]:
