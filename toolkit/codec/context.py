@@ -7,28 +7,21 @@ For the symbol s[c, i, j] of a (C, h, w) latent, decoded channel by channel, row
 A whole row's contexts are known before the row is decoded, so the decoder codes row by row.
 The table is (C, K, L) uint32, every row a frequency table summing to 2**24 (prior.py rules);
 a (C, L) table means the plain per-channel prior. Both are integers only, so decoding is exact.
+context_ids and symbol_frequencies are defined in prior.py (its cross_entropy_bits reads context
+tables, and prior.py must not import this module) and re-exported here for the encoder/decoder.
 """
 from typing import Iterable
 
 import numpy as np
 
-from .prior import PRECISION_BITS, PriorError, quantize_frequencies
+from .prior import PRECISION_BITS, PriorError, context_ids, quantize_frequencies, symbol_frequencies
+
+__all__ = ["num_contexts", "context_ids", "row_contexts", "count_context_symbols",
+           "estimate_context_prior", "symbol_frequencies"]
 
 
 def num_contexts(num_centers: int) -> int:
     return (num_centers + 1) * num_centers
-
-
-def context_ids(symbols: np.ndarray, num_centers: int) -> np.ndarray:
-    """(C, h, w) or (N, C, h, w) symbols -> same-shape int64 context ids."""
-    s = np.asarray(symbols, dtype=np.int64)
-    if s.ndim not in (3, 4):
-        raise PriorError(f"context prior needs (C, h, w) latents, got shape {s.shape}")
-    up = np.full_like(s, num_centers)
-    up[..., 1:, :] = s[..., :-1, :]
-    prev = np.zeros_like(s)
-    prev[..., 1:, :, :] = s[..., :-1, :, :]
-    return up * num_centers + prev
 
 
 def row_contexts(decoded: np.ndarray, c: int, i: int, num_centers: int) -> np.ndarray:
@@ -61,13 +54,3 @@ def estimate_context_prior(indices_iterable: Iterable, num_channels: int, num_ce
     counts = count_context_symbols(indices_iterable, num_channels, num_centers) + int(smoothing)
     c, k, n = counts.shape
     return quantize_frequencies(counts.reshape(c * k, n), precision_bits).reshape(c, k, n)
-
-
-def symbol_frequencies(symbols: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """(C, ...) symbols -> (C, n, L) frequency rows used for each symbol, in coding order."""
-    table = np.asarray(table)
-    s = np.asarray(symbols, dtype=np.int64)
-    if table.ndim == 2:
-        return np.broadcast_to(table[:, None, :], (table.shape[0], s[0].size, table.shape[1]))
-    ctx = context_ids(s, table.shape[2]).reshape(s.shape[0], -1)
-    return table[np.arange(s.shape[0])[:, None], ctx]

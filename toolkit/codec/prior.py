@@ -5,6 +5,9 @@ as a (C, L) uint32 table whose rows each sum to exactly 2**precision_bits with e
 Encoder and decoder only ever read this integer table, so both sides code with identical
 probabilities on every machine; the float-free quantization below makes the table itself
 reproducible from the same counts.
+A (C, K, L) table is the context prior (context.py estimates it); how a symbol picks its row
+(context_ids, symbol_frequencies) lives here, so that this module imports nothing from context.py
+and the dependency runs one way: context.py builds on prior.py.
 """
 from pathlib import Path
 from typing import Iterable
@@ -103,9 +106,30 @@ def load_prior(path) -> np.ndarray:
     return check_prior(table)
 
 
+def context_ids(symbols: np.ndarray, num_centers: int) -> np.ndarray:
+    """(C, h, w) or (N, C, h, w) symbols -> same-shape int64 context ids (definition: context.py docstring)."""
+    s = np.asarray(symbols, dtype=np.int64)
+    if s.ndim not in (3, 4):
+        raise PriorError(f"context prior needs (C, h, w) latents, got shape {s.shape}")
+    up = np.full_like(s, num_centers)
+    up[..., 1:, :] = s[..., :-1, :]
+    prev = np.zeros_like(s)
+    prev[..., 1:, :, :] = s[..., :-1, :, :]
+    return up * num_centers + prev
+
+
+def symbol_frequencies(symbols: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """(C, ...) symbols -> (C, n, L) frequency rows used for each symbol, in coding order."""
+    table = np.asarray(table)
+    s = np.asarray(symbols, dtype=np.int64)
+    if table.ndim == 2:
+        return np.broadcast_to(table[:, None, :], (table.shape[0], s[0].size, table.shape[1]))
+    ctx = context_ids(s, table.shape[2]).reshape(s.shape[0], -1)
+    return table[np.arange(s.shape[0])[:, None], ctx]
+
+
 def cross_entropy_bits(symbols: np.ndarray, table: np.ndarray, precision_bits: int = PRECISION_BITS) -> float:
     """Ideal code length in bits of symbols (C, ...) under the table: sum -log2(f / 2**p)."""
-    from .context import symbol_frequencies  # context.py builds on this module
     s = np.asarray(symbols, dtype=np.int64).reshape(np.shape(table)[0], -1)
     rows = symbol_frequencies(np.asarray(symbols), table)
     f = np.take_along_axis(rows.astype(np.float64), s[..., None], axis=-1)

@@ -22,7 +22,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..evaluation.metrics import msssim as msssim_metric
+from ..metrics import msssim as msssim_metric
 from ..quant.gradient import GradQuant8
 
 

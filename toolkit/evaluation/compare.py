@@ -24,7 +24,7 @@ from ..codec.search import SearchConfig
 from ..models import build_model
 from ..training.checkpoint import STAGE_ORDER, load_model
 from ..training.report import model_summary
-from .metrics import msssim, psnr
+from ..metrics import msssim, psnr
 
 Decoder = Callable[[np.ndarray], np.ndarray]  # symbols (1, C, h, w) -> (1, 3, H, W) int8 at 2^-7
 

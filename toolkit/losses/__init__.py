@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from ..evaluation.metrics import msssim
+from ..metrics import msssim
 
 
 class CodecLoss:
