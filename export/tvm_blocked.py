@@ -14,6 +14,7 @@ from tvm import relax
 from tvm.s_tir import Schedule
 
 from bpgan.firmware_ref.program import Op, Program
+from bpgan.firmware_ref.rounding import shift_terms
 
 from . import tvm_kernels as K
 from .tvm_schedule import schedule_conv, tiles_for
@@ -62,14 +63,15 @@ def as_2d(op: Op, prog: Program):
 def add_te(xa, xb, attrs, dtype):
     """y = clip(rshift((a << la) + (b << lb), k), lo, hi) on blocked tensors (firmware_ref add)."""
     la, lb = attrs["align"]
-    k, (lo, hi) = attrs["shift"], attrs["clip"]
+    left, rnd, right = (int(t) for t in shift_terms(attrs["shift"]))
+    lo, hi = attrs["clip"]
 
     def f(*i):
         v = (xa(*i).astype("int32") << la) + (xb(*i).astype("int32") << lb)
-        if k > 0:
-            v = (v + (1 << (k - 1))) >> k
-        elif k < 0:
-            v = v << -k
+        if left:
+            v = v << left
+        if right:
+            v = (v + rnd) >> right
         return tirx.Cast(dtype, tirx.max(tirx.min(v, hi), lo))
     return te.compute(xa.shape, f, name="add")
 
@@ -126,8 +128,8 @@ class BlockedLowering:
 
     def conv(self, op):
         out_name, (op, prog) = op.output, as_2d(op, self.prog)
-        if op.kind != "conv2d" and op.kind != "conv_transpose2d":
-            return None
+        if op.kind not in ("conv2d", "conv_transpose2d") or prog.fmt(op.inputs[0])[0] not in ("int8", "uint8"):
+            return None  # the plain lowering takes the rest (the packed kernels read 8-bit inputs)
         o = prog.arrays[op.params["weight"]].shape[0 if op.kind == "conv2d" else 1]
         if op.kind == "conv2d" and o <= FEW_CHANNELS and tuple(op.attrs["stride"]) == (1, 1):
             plan = K.plan_pixel_conv(op, prog)

@@ -27,6 +27,7 @@ import numpy as np
 from tvm import te, tirx
 
 from bpgan.firmware_ref.program import Op, Program
+from bpgan.firmware_ref.rounding import shift_terms
 
 LANES, GROUP = 16, 4  # int32 lanes per vector; uint8 x int8 products summed per lane
 
@@ -47,8 +48,7 @@ class Requant:
     @classmethod
     def of(cls, op: Op, prog: Program, channels: int):
         k = np.broadcast_to(np.asarray(op.attrs["shift"], np.int64), (channels,))
-        right, left = np.maximum(k, 0), np.maximum(-k, 0)
-        rnd = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+        left, rnd, right = shift_terms(k)
         return cls(left, rnd, right, tuple(int(c) for c in op.attrs["clip"]), prog.fmt(op.output)[0])
 
     def fold_rnd(self) -> Optional[np.ndarray]:

@@ -13,7 +13,9 @@ import tvm.tirx  # noqa: F401 - registers tirx for symbolic shapes
 from tvm import relax
 
 from bpgan.firmware_ref.bounds import prove_no_overflow
+from bpgan.firmware_ref.ops import REGISTRY
 from bpgan.firmware_ref.program import Program, ProgramError
+from bpgan.firmware_ref.rounding import shift_terms
 
 # name -> (Target spec, library file, runs on this machine)
 TARGETS = {
@@ -38,13 +40,11 @@ class _Lowering:
         self.prog, self.bb = prog, bb
 
     def requantize(self, acc, shift, clip, dtype, ndim):
-        """clip(((acc << left) + rnd) >> right) as dtype: rounding_shift of firmware_ref.kernels."""
-        k = np.asarray(shift, dtype=np.int64)
-        right, left = np.maximum(k, 0), np.maximum(-k, 0)
+        """clip(((acc << left) + rnd) >> right) as dtype: the terms of firmware_ref.rounding.shift_terms."""
+        left, rnd, right = shift_terms(shift)
         if np.any(left):
             acc = self.bb.emit(relax.op.left_shift(acc, _i32(left, ndim)))
         if np.any(right):
-            rnd = np.where(right > 0, 1 << np.maximum(right - 1, 0), 0)
             acc = self.bb.emit(relax.op.add(acc, _i32(rnd, ndim)))
             acc = self.bb.emit(relax.op.right_shift(acc, _i32(right, ndim)))
         acc = self.bb.emit(relax.op.clip(acc, int(clip[0]), int(clip[1])))
@@ -54,6 +54,8 @@ class _Lowering:
         a, p = op.attrs, self.prog
         w, b = p.arrays[op.params["weight"]], p.arrays[op.params["bias"]]
         wc = relax.const(w, "int8")
+        if p.fmt(op.inputs[0])[0] not in ("int8", "uint8"):  # int16/int32 inputs: int32 x int32 -> int32
+            x, wc = self.bb.emit(relax.op.astype(x, "int32")), relax.const(w.astype(np.int32), "int32")
         if op.kind == "conv2d":
             acc = relax.op.nn.conv2d(x, wc, strides=a["stride"], padding=a["padding"], out_dtype="int32")
         elif op.kind == "conv1d":
@@ -84,50 +86,55 @@ class _Lowering:
         y = self.bb.emit(relax.op.permute_dims(y, [0, 1, 4, 2, 5, 3]))
         return self.bb.emit(relax.op.reshape(y, (n, c // (r * r), h * r, w * r)))
 
+    def clip(self, op, x):
+        y = self.bb.emit(relax.op.clip(x, *op.attrs["clip"]))
+        return self.bb.emit(relax.op.astype(y, self.prog.fmt(op.output)[0]))
+
+    def upsample_nearest(self, op, x):
+        for axis in range(2, x.ty.ndim):
+            x = self.bb.emit(relax.op.repeat(x, op.attrs["factor"], axis=axis))
+        return x
+
+    def concat(self, op, *xs):
+        return self.bb.emit(relax.op.concat(list(xs), axis=op.attrs["axis"]))
+
     def emit(self, op, env):
-        xs = [env[i] for i in op.inputs]
-        if op.kind.startswith("conv"):
-            return self.conv(op, xs[0])
-        if op.kind == "add":
-            return self.add(op, *xs)
-        if op.kind == "clip":
-            y = self.bb.emit(relax.op.clip(xs[0], *op.attrs["clip"]))
-            return self.bb.emit(relax.op.astype(y, self.prog.fmt(op.output)[0]))
-        if op.kind == "pixel_shuffle":
-            return self.pixel_shuffle(op, xs[0])
-        if op.kind == "upsample_nearest":
-            y = xs[0]
-            for axis in range(2, y.ty.ndim):
-                y = self.bb.emit(relax.op.repeat(y, op.attrs["factor"], axis=axis))
-            return y
-        if op.kind == "concat":
-            return self.bb.emit(relax.op.concat(xs, axis=op.attrs["axis"]))
-        raise ProgramError(f"op {op.name!r}: kind {op.kind!r} has no TVM lowering")
+        """Lower one op through LOWERINGS (every kind of the firmware_ref registry has one)."""
+        if op.kind not in LOWERINGS:
+            raise ProgramError(f"op {op.name!r}: kind {op.kind!r} has no TVM lowering")
+        return LOWERINGS[op.kind](self, op, *[env[i] for i in op.inputs])
+
+
+# The TVM engine's lowering of each registry kind (tests check the two key sets are equal).
+LOWERINGS = {"conv2d": _Lowering.conv, "conv1d": _Lowering.conv, "conv_transpose2d": _Lowering.conv,
+             "conv_transpose1d": _Lowering.conv, "add": _Lowering.add, "clip": _Lowering.clip,
+             "pixel_shuffle": _Lowering.pixel_shuffle, "upsample_nearest": _Lowering.upsample_nearest,
+             "concat": _Lowering.concat}
+assert set(LOWERINGS) <= set(REGISTRY), "a TVM lowering for a kind the registry does not define"
 
 
 def to_relax(prog: Program, spatial_dims: int = 2, vnni=None) -> tvm.IRModule:
-    """main(x) -> output, integer ops only; batch 1, spatial dims symbolic.
+    """main(inputs...) -> output (a tuple for several outputs), integer ops only; batch 1, spatial dims symbolic.
 
     vnni None: plain Relax ops (default pipeline, untuned). True/False: convs (1-D ones as height-1
     2-D convs) and adds as scheduled channel-blocked kernels (tvm_blocked), with or without VNNI."""
     prove_no_overflow(prog)
-    if len(prog.inputs) != 1 or len(prog.outputs) != 1:
-        raise ProgramError("the TVM lowering takes programs with one input and one output")
-    name = prog.inputs[0]
     spatial = [tvm.tirx.Var(v, "int64") for v in "hw"[:spatial_dims]]
-    x = relax.Var(name, relax.TensorType([1, prog.tensors[name]["channels"], *spatial], prog.fmt(name)[0]))
+    xs = [relax.Var(name, relax.TensorType([1, prog.tensors[name]["channels"], *spatial], prog.fmt(name)[0]))
+          for name in prog.inputs]
     bb = relax.BlockBuilder()
-    with bb.function("main", [x]):
+    with bb.function("main", xs):
         with bb.dataflow():
-            env, low = {name: x}, _Lowering(prog, bb)
+            env, low = dict(zip(prog.inputs, xs)), _Lowering(prog, bb)
             if vnni is not None:
                 from .tvm_blocked import BlockedLowering
                 low = BlockedLowering(prog, bb, low, vnni, spatial_dims)
-                low.nchw[name] = x
+                low.nchw.update(env)
                 env = low.env()
             for op in prog.ops:
                 env[op.output] = low.emit(op, env)
-            out = bb.emit_output(env[prog.outputs[0]])
+            outs = [env[name] for name in prog.outputs]
+            out = bb.emit_output(outs[0] if len(outs) == 1 else relax.Tuple(outs))
         bb.emit_func_output(out)
     mod = bb.get()
     return low.finish(mod) if hasattr(low, "finish") else mod
@@ -181,5 +188,8 @@ class TvmDecoder:
         self.dev = tvm.cpu()
         self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib_path)), self.dev)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x), self.dev)).numpy()
+    def __call__(self, x):
+        """One input array (or {name: array} in the program's input order) -> output (a list for several)."""
+        xs = list(x.values()) if isinstance(x, dict) else [x]
+        out = self.vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a), self.dev) for a in xs])
+        return out.numpy() if hasattr(out, "numpy") else [o.numpy() for o in out]

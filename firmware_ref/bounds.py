@@ -1,22 +1,22 @@
-"""The int32 overflow proof: worst-case accumulator of every conv for any input in its dtype's range.
+"""The int32 overflow proof: the worst-case intermediate of every op, for any input in its dtype's range.
 
-For output channel o, acc = b[o] + sum w * x over the taps that reach one output (at most all taps,
-and padding adds zeros, which lie inside every input range). So, over x in [xlo, xhi]:
+Conv, output channel o: acc = b[o] + sum w * x over the taps that reach one output (at most all
+taps; padding adds zeros, inside every input range). So, over x in [xlo, xhi]:
   hi[o] = b[o] + sum max(w * xlo, w * xhi),   lo[o] = b[o] + sum min(w * xlo, w * xhi)
-bound every accumulator exactly-or-above; the requantize step adds the rounding constant 2**(k-1)
-(or shifts left by -k), so we need  -2**31 <= lo * 2**left  and  hi * 2**left + round < 2**31.
+bound every accumulator exactly-or-above. Requantizing shifts left by `left` and adds `rnd`
+(rounding.shift_terms), so we need  -2**31 <= lo << left  and  (hi << left) + rnd < 2**31.
 abs_bound[o] = sum |w| * max(|xlo|, |xhi|) bounds every partial sum in any summation order:
 the reference decoder uses it to pick float32 (< 2**24) or float64 (< 2**53) BLAS exactly.
+Each op's bound function lives beside its kernel (ops/); prove_no_overflow asks the registry.
 """
 import numpy as np
 
-from .program import CONV_KINDS, DTYPE_RANGE, Program
+from .formats import DTYPE_RANGE, INT32_MAX, INT32_MIN, ProgramError
+from .rounding import shift_terms
 
-INT32_MIN, INT32_MAX = -2 ** 31, 2 ** 31 - 1
 
-
-class AccumulatorOverflow(ValueError):
-    """Some input in range can overflow a layer's int32 accumulator; the message names the layer."""
+class AccumulatorOverflow(ProgramError):
+    """Some input in range can overflow a layer's int32 arithmetic; the message names the layer."""
 
 
 def conv_bounds(weight: np.ndarray, bias: np.ndarray, in_dtype: str, transpose: bool):
@@ -34,25 +34,33 @@ def conv_bounds(weight: np.ndarray, bias: np.ndarray, in_dtype: str, transpose: 
     return lo, hi, abs_bound
 
 
-def prove_no_overflow(prog: Program) -> dict:
-    """Check every conv of prog; -> {layer: worst |acc| after requantize's first step}. Raises AccumulatorOverflow."""
+def requantized_range(lo, hi, shift):
+    """Worst [bottom, top] of ((acc << left) + rnd) for acc in [lo, hi] (before the right shift)."""
+    left, rnd, _ = shift_terms(shift)
+    lo, hi = np.asarray(lo, dtype=object), np.asarray(hi, dtype=object)   # Python ints: no int64 wrap
+    scale = np.vectorize(lambda v: 1 << int(v), otypes=[object])(left)
+    return lo * scale, hi * scale + rnd.astype(object)
+
+
+def check_int32(name: str, bottom, top, what: str) -> int:
+    """Raise AccumulatorOverflow unless every [bottom, top] lies in int32; -> the worst magnitude."""
+    bottom, top = np.atleast_1d(bottom), np.atleast_1d(top)
+    bad = np.flatnonzero((top > INT32_MAX) | (bottom < INT32_MIN))
+    if bad.size:
+        o = int(bad[0])
+        where = f" (output channel {o})" if top.size > 1 else ""
+        raise AccumulatorOverflow(f"layer {name!r}: int32 arithmetic can overflow{where}: worst case "
+                                  f"[{int(bottom[o])}, {int(top[o])}] for {what}; refusing the program")
+    return int(max(max(top), -min(bottom)))
+
+
+def prove_no_overflow(prog) -> dict:
+    """Check every op that does arithmetic; -> {layer: worst |intermediate|}. Raises AccumulatorOverflow."""
+    from .ops import REGISTRY
+
     report = {}
     for op in prog.ops:
-        if op.kind not in CONV_KINDS:
-            continue  # add/clip/reshapes work on at most 9-bit values shifted by < 8: far below 2**31
-        lo, hi, _ = conv_bounds(prog.arrays[op.params["weight"]], prog.arrays[op.params["bias"]],
-                                prog.fmt(op.inputs[0])[0], op.kind.startswith("conv_transpose"))
-        k = np.asarray(op.attrs["shift"], dtype=np.int64)
-        left = np.where(k < 0, -k, 0)
-        rnd = np.where(k > 0, np.left_shift(1, np.maximum(k - 1, 0)), 0)
-        top = hi * (2 ** left) + rnd
-        bottom = lo * (2 ** left)
-        bad = np.flatnonzero((top > INT32_MAX) | (bottom < INT32_MIN))
-        if bad.size:
-            o = int(bad[0])
-            raise AccumulatorOverflow(
-                f"layer {op.name!r}: int32 accumulator can overflow (output channel {o}: worst case "
-                f"[{int(bottom[o])}, {int(top[o])}] for inputs in the {prog.fmt(op.inputs[0])[0]} range); "
-                f"refusing to export")
-        report[op.name] = int(max(top.max(), -bottom.min()))
+        bound = REGISTRY[op.kind].bound
+        if bound is not None:  # layout ops and clips only move or narrow values
+            report[op.name] = bound(prog, op)
     return report

@@ -26,7 +26,7 @@ class ProgramBuilder:
         if name in self.tensors:
             raise ProgramError(f"tensor {name!r} defined twice")
         if dtype not in DTYPE_RANGE:
-            raise ProgramError(f"tensor {name!r}: dtype {dtype!r} is not uint8 or int8")
+            raise ProgramError(f"tensor {name!r}: dtype {dtype!r} is not one of {', '.join(DTYPE_RANGE)}")
         self.tensors[name] = {"dtype": dtype, "frac_bits": int(frac_bits), "channels": int(channels)}
         return name
 

@@ -3,48 +3,39 @@ from typing import Dict, Union
 
 import numpy as np
 
-from . import kernels as K
+from .kernels import in_range
+from .ops import REGISTRY
 from .program import Op, Program, ProgramError
-
-_CONV_ACC = {"conv2d": K.conv2d_acc, "conv1d": K.conv1d_acc,
-             "conv_transpose2d": K.conv_transpose2d_acc, "conv_transpose1d": K.conv_transpose1d_acc}
 
 
 def run_op(prog: Program, op: Op, env: Dict[str, np.ndarray]) -> np.ndarray:
-    xs = [env[name] for name in op.inputs]
-    dtype, a = prog.fmt(op.output)[0], op.attrs
-    if op.kind in _CONV_ACC:
-        w, b = prog.arrays[op.params["weight"]], prog.arrays[op.params["bias"]]
-        extra = (a["output_padding"],) if "transpose" in op.kind else ()
-        acc = _CONV_ACC[op.kind](xs[0], w, b, a["stride"], a["padding"], *extra)
-        return K.requantize(acc, a["shift"], a["clip"], dtype)
-    if op.kind == "add":
-        return K.add(xs[0], xs[1], a["align"], a["shift"], a["clip"], dtype)
-    if op.kind == "clip":
-        return K.clip(xs[0], a["clip"], dtype)
-    if op.kind == "pixel_shuffle":
-        return K.pixel_shuffle(xs[0], a["factor"])
-    if op.kind == "upsample_nearest":
-        return K.upsample_nearest(xs[0], a["factor"])
-    if op.kind == "concat":
-        return K.concat(xs, a["axis"])
-    raise ProgramError(f"op {op.name!r}: kind {op.kind!r} has no reference kernel")
+    return REGISTRY[op.kind].kernel(prog, op, [env[name] for name in op.inputs])
+
+
+def check_input(prog: Program, name: str, x) -> np.ndarray:
+    """An input array -> the program's dtype; ProgramError (one line) for floats, values out of range, wrong channels."""
+    x = np.asarray(x)
+    dtype = prog.fmt(name)[0]
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ProgramError(f"input {name!r} must hold integers ({dtype}), got {x.dtype}")
+    if not in_range(x, dtype):
+        raise ProgramError(f"input {name!r} has values in [{x.min()}, {x.max()}], outside {dtype}")
+    if x.ndim < 3 or x.shape[1] != prog.tensors[name]["channels"]:
+        raise ProgramError(f"input {name!r} has shape {x.shape}, program expects (N, "
+                           f"{prog.tensors[name]['channels']}, ...)")
+    return x.astype(dtype)
 
 
 def run_program(prog: Program, inputs: Union[np.ndarray, Dict[str, np.ndarray]], keep_all: bool = False):
-    """-> {output name: array} (or every tensor with keep_all). Inputs must already hold their dtype's integers."""
+    """-> {output name: array} (or every tensor with keep_all). Inputs must hold integers in their dtype's range."""
     if not isinstance(inputs, dict):
+        if len(prog.inputs) != 1:
+            raise ProgramError(f"this program takes {len(prog.inputs)} inputs {prog.inputs}; pass a dict")
         inputs = {prog.inputs[0]: inputs}
-    env = {}
-    for name in prog.inputs:
-        x = np.asarray(inputs[name])
-        dtype = prog.fmt(name)[0]
-        if x.dtype != np.dtype(dtype) and not K.in_range(x, dtype):
-            raise ProgramError(f"input {name!r} has values outside {dtype}")
-        if x.shape[1] != prog.tensors[name]["channels"]:
-            raise ProgramError(f"input {name!r} has {x.shape[1]} channels, program expects "
-                               f"{prog.tensors[name]['channels']}")
-        env[name] = x.astype(dtype)
+    missing = [name for name in prog.inputs if name not in inputs]
+    if missing:
+        raise ProgramError(f"missing program input(s) {missing}")
+    env = {name: check_input(prog, name, inputs[name]) for name in prog.inputs}
     for op in prog.ops:
         env[op.output] = run_op(prog, op, env)
     return env if keep_all else {name: env[name] for name in prog.outputs}

@@ -1,21 +1,18 @@
-"""The integer program: the one format that the TVM lowering and the reference decoder both read.
+"""The integer program: the one format that every engine (reference, TVM, C99) reads.
 
 On disk a program is two files side by side:
   program.json  the graph: format, input/output names, every tensor's integer format, the op list, content hash;
   program.npz   the constants: int8 weights, int32 biases, the int8 symbol table, and (for bitstreams)
                 the entropy coder's prior: uint32 frequencies (C, L) or (C, contexts, L) summing to
                 2**meta["prior_precision_bits"] per row, with meta["model_hash"] (hex) that streams carry.
-A tensor's format is (dtype, frac_bits): value = integer * 2**-frac_bits, dtype uint8 or int8.
-The content hash is sha256 over the canonical JSON (hash field left out) and every array's
-name, dtype, shape and bytes; it identifies the model and is checked on every load.
+A tensor's format is (dtype, frac_bits, channels): value = integer * 2**-frac_bits, dtype one of
+formats.DTYPE_RANGE (int8, uint8; from format 2 also int16, int32). A program has one or more inputs
+and outputs. The content hash is sha256 over the canonical JSON (hash field left out) and every
+array's name, dtype, shape and bytes; it identifies the program and is checked on every load.
 
-Ops (NCHW for 2-D, NCW for 1-D; integer semantics in firmware_ref/kernels.py):
-  conv2d, conv_transpose2d, conv1d, conv_transpose1d  params weight/bias, attrs stride, padding, shift[O], clip
-  add             attrs align [la, lb] (left shifts to the common scale), shift, clip
-  clip            attrs clip
-  pixel_shuffle   attrs factor   (ONNX DepthToSpace CRD = torch PixelShuffle)
-  upsample_nearest attrs factor
-  concat          attrs axis (inputs share one format)
+Ops and their attributes are defined once, in the registry (ops/); load_program checks every op
+against its schema and runs the overflow proof, so whatever loads can be run by every engine.
+Format 1 programs load as they are (their hash covers their own format string); save writes format 2.
 """
 import hashlib
 import json
@@ -25,16 +22,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-FORMAT = "bpgan-intprog/1"
+from .formats import DTYPE_RANGE, FORMAT, MAX_FRAC_BITS, READABLE_FORMATS, V1_DTYPES, ProgramError  # noqa: F401
+from .ops import CONV_KINDS, OP_KINDS, validate_op  # noqa: F401  (re-exported)
+
 JSON_NAME, NPZ_NAME = "program.json", "program.npz"
-DTYPE_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 PRIOR_KEY = "prior"
-CONV_KINDS = ("conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d")
-OP_KINDS = CONV_KINDS + ("add", "clip", "pixel_shuffle", "upsample_nearest", "concat")
-
-
-class ProgramError(ValueError):
-    """A program file that is malformed, tampered with, or outside the integer contract."""
+MAX_CHANNELS = 1 << 16
 
 
 @dataclass
@@ -55,14 +48,16 @@ class Op:
 class Program:
     inputs: List[str]
     outputs: List[str]
-    tensors: Dict[str, dict]          # name -> {"dtype": "uint8"|"int8", "frac_bits": int, "channels": int}
+    tensors: Dict[str, dict]          # name -> {"dtype": ..., "frac_bits": int, "channels": int}
     ops: List[Op]
     arrays: Dict[str, np.ndarray]
     symbol_table: Optional[str] = None  # key of the int8 table: symbol j -> generator input integer
     meta: dict = field(default_factory=dict)
+    format: str = FORMAT              # the version it was written in (the hash covers it)
+    source: Optional[Path] = None     # the folder it was loaded from (engines find their libraries there)
 
     def graph_json(self) -> dict:
-        return {"format": FORMAT, "inputs": self.inputs, "outputs": self.outputs, "tensors": self.tensors,
+        return {"format": self.format, "inputs": self.inputs, "outputs": self.outputs, "tensors": self.tensors,
                 "ops": [op.to_json() for op in self.ops], "symbol_table": self.symbol_table, "meta": self.meta}
 
     @property
@@ -89,14 +84,20 @@ class Program:
             raise ProgramError("this program has no prior table; export a run that has prior.npy to decode bitstreams")
         return self.arrays[PRIOR_KEY]
 
+    def prior_precision_bits(self) -> int:
+        self.prior()
+        return int(self.meta["prior_precision_bits"])
+
     def model_hash(self) -> bytes:
         if "model_hash" not in self.meta:
             raise ProgramError("this program has no model hash; export a run that has prior.npy")
         return bytes.fromhex(self.meta["model_hash"])
 
     def save(self, out_dir) -> Path:
+        """Write program.json + program.npz in the current format (a format 1 program is migrated)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        self.format = FORMAT
         validate(self)
         doc = self.graph_json()
         doc["content_hash"] = self.content_hash
@@ -106,63 +107,102 @@ class Program:
 
 
 def load_program(path) -> Program:
-    """Read program.json (+ program.npz beside it) from a file or its folder; verify format and hash."""
+    """Read program.json (+ program.npz beside it) from a file or its folder; verify format, hash, schema, bounds."""
     path = Path(path)
     json_path = path / JSON_NAME if path.is_dir() else path
     if not json_path.is_file():
         raise ProgramError(f"no integer program at {path} (expected {JSON_NAME})")
     try:
         doc = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ProgramError(f"{json_path} is not JSON ({e.msg} at line {e.lineno})") from None
-    if doc.get("format") != FORMAT:
-        raise ProgramError(f"{json_path} has format {doc.get('format')!r}, this reader knows {FORMAT!r}")
-    with np.load(json_path.parent / NPZ_NAME, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    prog = Program(inputs=doc["inputs"], outputs=doc["outputs"], tensors=doc["tensors"],
-                   ops=[Op(**o) for o in doc["ops"]], arrays=arrays, symbol_table=doc.get("symbol_table"),
-                   meta=doc.get("meta", {}))
-    if prog.content_hash != doc.get("content_hash"):
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ProgramError(f"{json_path} is not JSON ({getattr(e, 'msg', e)})") from None
+    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
+        got = doc.get("format") if isinstance(doc, dict) else None
+        raise ProgramError(f"{json_path} has format {got!r}, this reader knows {', '.join(READABLE_FORMATS)}")
+    npz = json_path.parent / NPZ_NAME
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ProgramError(f"{npz}: cannot read the program's arrays ({str(e).splitlines()[0]})") from None
+    try:
+        prog = Program(inputs=doc["inputs"], outputs=doc["outputs"], tensors=doc["tensors"],
+                       ops=[Op(**o) for o in doc["ops"]], arrays=arrays, symbol_table=doc.get("symbol_table"),
+                       meta=doc.get("meta", {}), format=doc["format"], source=json_path.parent)
+        hashed = prog.content_hash
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ProgramError(f"{json_path}: malformed program ({type(e).__name__}: {e})") from None
+    if hashed != doc.get("content_hash"):
         raise ProgramError(f"{json_path}: content hash mismatch (files edited or from two different exports)")
     validate(prog)
     return prog
 
 
 def validate(prog: Program) -> None:
-    """Every op reads defined tensors, weights/biases have contract dtypes and ranges; else ProgramError."""
-    known = set(prog.inputs)
-    for name in known:
-        _check_fmt(prog, name)
+    """Tensors, every op against the registry, outputs, symbol table, prior, the overflow proof; else ProgramError."""
+    from .bounds import prove_no_overflow
+
+    if not _str_list(prog.inputs) or not _str_list(prog.outputs) or not isinstance(prog.tensors, dict):
+        raise ProgramError("program needs lists of input and output names and a tensor table")
+    known = set()
+    for name in prog.inputs:
+        _check_tensor(prog, name)
+        known.add(name)
     for op in prog.ops:
-        where = f"op {op.name!r} ({op.kind})"
-        if op.kind not in OP_KINDS:
-            raise ProgramError(f"{where}: unknown op kind; this reader knows {', '.join(OP_KINDS)}")
+        where = f"op {getattr(op, 'name', '?')!r} ({getattr(op, 'kind', '?')})"
+        if not _str_list(op.inputs) or not isinstance(op.output, str):
+            raise ProgramError(f"{where}: inputs must be a list of tensor names and output one name")
         missing = [t for t in op.inputs if t not in known]
         if missing:
             raise ProgramError(f"{where}: reads undefined tensor(s) {missing}")
-        _check_fmt(prog, op.output)
+        if op.output in known:
+            raise ProgramError(f"{where}: writes tensor {op.output!r} a second time")
+        _check_tensor(prog, op.output)
         known.add(op.output)
-        if op.kind in CONV_KINDS:
-            w, b = prog.arrays[op.params["weight"]], prog.arrays[op.params["bias"]]
-            if w.dtype != np.int8 or w.min(initial=0) < -127:
-                raise ProgramError(f"{where}: weights must be int8 in [-127, 127]")
-            if b.dtype != np.int32:
-                raise ProgramError(f"{where}: bias must be int32")
-        if op.kind == "concat" and len({prog.fmt(t) for t in op.inputs}) != 1:
-            raise ProgramError(f"{where}: concat inputs must share one integer format")
+        validate_op(prog, op)
     for name in prog.outputs:
         if name not in known:
             raise ProgramError(f"output {name!r} is never computed")
-    if prog.symbol_table is not None and prog.arrays[prog.symbol_table].dtype != np.int8:
-        raise ProgramError("symbol table must be int8")
+    if prog.symbol_table is not None:
+        table = prog.arrays.get(prog.symbol_table)
+        if table is None or table.dtype != np.int8 or table.ndim != 1:
+            raise ProgramError("symbol table must be a 1-D int8 array of the program")
     if PRIOR_KEY in prog.arrays:
-        prior = prog.arrays[PRIOR_KEY]
-        total = 1 << int(prog.meta.get("prior_precision_bits", -1))
-        if prior.dtype != np.uint32 or prior.min(initial=1) < 1 or np.any(prior.sum(-1, dtype=np.int64) != total):
-            raise ProgramError("prior must be uint32 frequencies >= 1 summing to 2**prior_precision_bits per row")
+        _check_prior(prog)
+    prove_no_overflow(prog)
 
 
-def _check_fmt(prog: Program, name: str) -> None:
+def _str_list(v) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(e, str) for e in v)
+
+
+def _check_tensor(prog: Program, name: str) -> None:
     t = prog.tensors.get(name)
-    if t is None or t.get("dtype") not in DTYPE_RANGE or not isinstance(t.get("frac_bits"), int):
-        raise ProgramError(f"tensor {name!r}: needs dtype uint8|int8 and integer frac_bits, got {t}")
+    dtypes = V1_DTYPES if prog.format == READABLE_FORMATS[0] else tuple(DTYPE_RANGE)
+    if not isinstance(t, dict) or t.get("dtype") not in dtypes:
+        raise ProgramError(f"tensor {name!r}: dtype must be one of {', '.join(dtypes)} in {prog.format}, got "
+                           f"{t.get('dtype') if isinstance(t, dict) else t!r}")
+    fb, ch = t.get("frac_bits"), t.get("channels")
+    if not isinstance(fb, int) or isinstance(fb, bool) or abs(fb) > MAX_FRAC_BITS:
+        raise ProgramError(f"tensor {name!r}: frac_bits must be an integer in [-{MAX_FRAC_BITS}, {MAX_FRAC_BITS}]")
+    if not isinstance(ch, int) or isinstance(ch, bool) or not 1 <= ch <= MAX_CHANNELS:
+        raise ProgramError(f"tensor {name!r}: channels must be an integer in [1, {MAX_CHANNELS}], got {ch!r}")
+
+
+def _check_prior(prog: Program) -> None:
+    prior = prog.arrays[PRIOR_KEY]
+    bits = prog.meta.get("prior_precision_bits") if isinstance(prog.meta, dict) else None
+    if not isinstance(bits, int) or not 8 <= bits <= 24:
+        raise ProgramError(f"meta.prior_precision_bits must be an integer in [8, 24], got {bits!r}")
+    if prior.dtype != np.uint32 or prior.ndim not in (2, 3) or prior.shape[-1] < 2 or prior.min(initial=1) < 1 \
+            or np.any(prior.sum(-1, dtype=np.int64) != 1 << bits):
+        raise ProgramError("prior must be uint32 frequencies >= 1 summing to 2**prior_precision_bits per row")
+    if prog.symbol_table is not None and prior.shape[-1] != len(prog.arrays[prog.symbol_table]):
+        raise ProgramError(f"prior codes {prior.shape[-1]} symbols, the symbol table has "
+                           f"{len(prog.arrays[prog.symbol_table])}")
+    if prior.ndim == 3 and prior.shape[1] != prior.shape[-1] * (prior.shape[-1] + 1):
+        raise ProgramError("a context prior needs (L + 1) * L contexts per channel")
+    if "model_hash" in prog.meta:
+        mh = prog.meta["model_hash"]
+        if not isinstance(mh, str) or len(mh) != 32 or any(c not in "0123456789abcdef" for c in mh):
+            raise ProgramError("meta.model_hash must be 32 lowercase hex digits")

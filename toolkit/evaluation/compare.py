@@ -74,7 +74,7 @@ def float_decoder(model) -> Decoder:
         with torch.no_grad():
             z = model.quantizer.dequantize(torch.from_numpy(symbols.astype(np.int64)))
             y = model.generator(z)
-        return np.clip(np.floor(y.numpy() * 128 + 0.5), -128, 127).astype(np.int8)
+        return output_to_int8(y)
     return run
 
 

@@ -1,0 +1,14 @@
+"""The integer ops, one module per family; importing this package registers every kind.
+
+  conv.py        conv2d, conv_transpose2d, conv1d, conv_transpose1d
+  elementwise.py add, clip
+  layout.py      pixel_shuffle, upsample_nearest, concat
+docs/adding-an-op.md says what a new kind needs.
+"""
+from . import conv, elementwise, layout  # noqa: F401  (registration)
+from .registry import REGISTRY, Attr, OpSpec, register, validate_op
+
+OP_KINDS = tuple(REGISTRY)
+CONV_KINDS = conv.CONV_KINDS
+
+__all__ = ["REGISTRY", "Attr", "OpSpec", "register", "validate_op", "OP_KINDS", "CONV_KINDS"]
