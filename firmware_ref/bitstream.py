@@ -1,10 +1,10 @@
 """The .bpg bitstream layout in plain integer Python: header fields, CRCs, pack/unpack (no entropy coder).
 
-Format version 1, all integers little-endian:
+Format version 2 (version 1 is the same layout with an unsealed ANS payload; both are read), little-endian:
 
   offset        size  field
   0             4     magic b"BPGC"
-  4             1     version (1)
+  4             1     version (2; 1 for streams written before the sealed payload)
   5             1     modality: 1 image, 2 audio
   6             1     n: number of spatial dims (2 for image: H, W; 1 for audio: samples)
   7             1     flags: 0 (reserved)
@@ -15,7 +15,8 @@ Format version 1, all integers little-endian:
   28+8n         4     payload length in bytes
   32+8n         4     CRC32 of the payload
   36+8n         4     CRC32 of the header bytes [0, 36+8n)
-  40+8n         ...   payload (ANS words, decoded by firmware_ref/ans.py)
+  40+8n         ...   payload (ANS words, decoded by firmware_ref/ans.py; version 2 seals the coder's
+                      start state at 2**32 so every symbol costs its code length: see ans.py)
 
 Geometry invariant, checked on both sides: original + padding == latent * stride and
 padding < stride, per dim; padding goes at the end (bottom / right) and is cropped after decoding.
@@ -29,11 +30,12 @@ from typing import Optional, Tuple
 import numpy as np
 
 MAGIC = b"BPGC"
-VERSION = 1
+VERSION = 2
+READ_VERSIONS = (1, 2)
 HASH_BYTES = 16
 MODALITIES = {"image": (1, 2), "audio": (2, 1)}  # name -> (code, spatial dims)
 MAX_SYMBOLS = 1 << 28  # refuse headers that would make the decoder allocate without bound
-MAX_DECODE_PIXELS = 1 << 26  # 64 Mpixel: a forged image header must not make the engine allocate without bound
+MAX_DECODE_PIXELS = 1 << 23  # default decoder limit (8.4 Mpixel: 4K UHD fits); decoders take max_pixels
 MAX_DECODE_FRAMES = 1 << 22  # about 9 hours of mel frames: the same bound for audio
 AUDIO_HOP = 64  # samples per mel frame: an audio stream's sizes are samples, its mel has ceil(samples / 64) frames
 
@@ -54,6 +56,11 @@ class Header:
     original_size: Tuple[int, ...]      # (H, W) or (samples,)
     padding: Tuple[int, ...]            # added at the end of each dim before encoding
     latent_shape: Tuple[int, ...]       # (C, h, w) or (C, n)
+    version: int = VERSION              # 1: unsealed ANS payload (read only); 2: sealed
+
+    @property
+    def sealed(self) -> bool:
+        return self.version >= 2
 
     def check(self) -> Optional[str]:
         """None if consistent, else what is wrong (one line)."""
@@ -69,6 +76,8 @@ class Header:
         for orig, pad, lat in zip(self.original_size, self.padding, self.latent_shape[1:]):
             if orig < 1 or not 0 <= pad < self.stride or orig + pad != lat * self.stride:
                 return f"size {orig} + padding {pad} is not latent size {lat} x stride {self.stride}"
+        if self.version not in READ_VERSIONS:
+            return f"unknown version {self.version}"
         if int(np.prod(self.latent_shape, dtype=np.int64)) > MAX_SYMBOLS:
             return f"latent of {self.latent_shape} exceeds {MAX_SYMBOLS} symbols"
         return None
@@ -82,7 +91,7 @@ def pack(header: Header, payload: bytes) -> bytes:
     if problem:
         raise ValueError(f"cannot pack bitstream: {problem}")
     code, ndim = MODALITIES[header.modality]
-    head = _FIXED.pack(MAGIC, VERSION, code, ndim, 0, bytes(header.model_hash), header.stride, header.latent_shape[0])
+    head = _FIXED.pack(MAGIC, header.version, code, ndim, 0, bytes(header.model_hash), header.stride, header.latent_shape[0])
     for orig, pad, lat in zip(header.original_size, header.padding, header.latent_shape[1:]):
         if orig > 0xFFFFFFFF or lat > 0xFFFF:
             raise ValueError(f"cannot pack bitstream: size {orig} (latent {lat}) does not fit the header")
@@ -100,8 +109,9 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
     if len(data) < _FIXED.size:
         raise BitstreamError("truncated bitstream (header incomplete)")
     _, version, code, ndim, flags, mhash, stride, channels = _FIXED.unpack_from(data, 0)
-    if version != VERSION:
-        raise BitstreamError(f"unsupported bitstream version {version} (this decoder reads version {VERSION})")
+    if version not in READ_VERSIONS:
+        raise BitstreamError(f"unsupported bitstream version {version} (this decoder reads versions "
+                             f"{', '.join(map(str, READ_VERSIONS))})")
     if ndim not in (1, 2):
         raise BitstreamError(f"corrupt header (bad dimension count {ndim})")
     head_len = _FIXED.size + _DIM.size * ndim + _TAIL.size
@@ -117,7 +127,7 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
         raise BitstreamError(f"unknown modality code {code}")
     dims = [_DIM.unpack_from(data, _FIXED.size + _DIM.size * i) for i in range(ndim)]
     header = Header(names[code], mhash, stride, tuple(d[0] for d in dims), tuple(d[1] for d in dims),
-                    (channels,) + tuple(d[2] for d in dims))
+                    (channels,) + tuple(d[2] for d in dims), version)
     problem = header.check()
     if problem:
         raise BitstreamError(f"corrupt header ({problem})")
@@ -134,16 +144,18 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
     return header, payload
 
 
-def output_size(header: Header, downsample: Optional[int] = None) -> Tuple[int, ...]:
+def output_size(header: Header, downsample: Optional[int] = None,
+                max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[int, ...]:
     """The generator's output size for this header: image (H, W) = latent * stride; audio (frames,) =
     latent * stride / AUDIO_HOP. BitstreamError when the stride is not the model's `downsample` (latent
-    steps: pixels, or mel frames) or the size exceeds the decoder limits."""
+    steps: pixels, or mel frames) or the size exceeds the decoder limits (max_pixels for images)."""
     if header.modality == "image":
         if downsample is not None and header.stride != int(downsample):
             raise BitstreamError(f"bitstream stride {header.stride} differs from the model's {downsample}")
         size = tuple(d * header.stride for d in header.latent_shape[1:])
-        if size[0] * size[1] > MAX_DECODE_PIXELS:
-            raise BitstreamError(f"image of {size[0]}x{size[1]} pixels exceeds the decoder limit {MAX_DECODE_PIXELS}")
+        if size[0] * size[1] > max_pixels:
+            raise BitstreamError(f"image of {size[1]}x{size[0]} pixels exceeds the decoder limit of {max_pixels} "
+                                 f"pixels (raise it with --max-pixels)")
         return size
     if downsample is not None and header.stride != int(downsample) * AUDIO_HOP:
         raise BitstreamError(f"bitstream stride {header.stride} samples differs from the model's "

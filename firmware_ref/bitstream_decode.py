@@ -1,45 +1,103 @@
-"""A .bpg bitstream -> the program's output integers, cropped to the original size (integers only, no torch).
+"""The one decode path: a .bpg bitstream -> the program's output integers, cropped to the original size.
 
+  decode_bitstream(prog, data, engine="ref"|"tvm"|callable, max_pixels=...) -> (Header, integers)
+bpgan-decode, bpgan-encode's check, bpgan-compare and the Python API all call it (or decode_with, the
+same path for a model that is not exported yet); the modality glue (pixels, mel -> WAV) comes after.
 Image: (1, 3, H, W) generator integers for the header's original (H, W); firmware_ref.image makes pixels.
-Audio: (1, bands, T) int8 mel codes with T = ceil(samples / AUDIO_HOP) frames (the toolkit's decode_mel).
+Audio: (1, bands, T) int8 mel codes with T = ceil(samples / AUDIO_HOP) frames.
+Every check that needs no entropy decoding comes first, then the ANS decoder's work rules (ans.py),
+then the engine: a stream cannot make the decoder do work out of proportion to its size.
 Every bad stream is one BitstreamError, every unusable program one ProgramError, each a one-line message.
 """
-from typing import Tuple
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 
 from .ans import decode_symbols
-from .bitstream import AUDIO_HOP, BitstreamError, Header, output_size, unpack
-from .decoder import decode_latent
-from .program import Program
+from .bitstream import AUDIO_HOP, MAX_DECODE_PIXELS, BitstreamError, Header, output_size, unpack
+from .decoder import decode_latent, symbols_to_latent
+from .program import Program, ProgramError
+
+ENGINES = ("ref", "tvm")
+Engine = Callable[[np.ndarray], np.ndarray]   # symbols (1, C, ...) int64 -> output integers (1, channels, ...)
 
 
-def _expected_output(prog: Program, header: Header) -> Tuple[int, ...]:
-    """The (1, channels, ...) shape the generator must produce for this header; BitstreamError if out of bounds."""
-    down = prog.meta.get("config", {}).get("downsample")
-    channels = prog.tensors[prog.outputs[0]].get("channels")
-    return (1, channels) + output_size(header, down)
+@dataclass(frozen=True)
+class StreamModel:
+    """What decoding a stream needs from the model side: all of it is in an exported program."""
+    prior: np.ndarray                    # (C, L) or (C, K, L) uint32 frequencies
+    model_hash: bytes
+    precision_bits: int = 24
+    downsample: Optional[int] = None     # latent step in output steps (pixels, mel frames); None: unchecked
+    out_channels: Optional[int] = None
+
+    @classmethod
+    def of(cls, prog: Program) -> "StreamModel":
+        return cls(prog.prior(), prog.model_hash(), prog.prior_precision_bits(),
+                   prog.meta.get("config", {}).get("downsample"), prog.tensors[prog.outputs[0]].get("channels"))
 
 
-def decode_bitstream(prog: Program, data: bytes) -> Tuple[Header, np.ndarray]:
-    """bytes -> (Header, output integers cropped to the original size): unpack, ANS decode, run the program."""
-    header, payload = unpack(data, prog.model_hash())
-    table = prog.prior()
+def engine_for(prog: Program, engine: Union[str, Engine] = "ref") -> Engine:
+    """"ref": the NumPy reference; "tvm": the program folder's decoder-llvm.so; a callable is used as is."""
+    if callable(engine):
+        return engine
+    if engine == "ref":
+        return lambda symbols: decode_latent(prog, symbols)
+    if engine == "tvm":
+        lib = (prog.source or _no_source()) / "decoder-llvm.so"
+        if not lib.is_file():
+            raise ProgramError(f"no {lib.name} in {lib.parent}; run bpgan-export with --target llvm")
+        from bpgan.export.tvm_lower import TvmDecoder  # TVM only when asked for
+
+        dec = TvmDecoder(lib)
+        return lambda symbols: dec(symbols_to_latent(prog, symbols))
+    raise ProgramError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def _no_source():
+    raise ProgramError("the tvm engine needs a program loaded from its export folder")
+
+
+def read_symbols(model: StreamModel, data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
+    """bytes -> (Header, symbols (C, ...) int64): every header check, then ANS under the work rules."""
+    header, payload = unpack(data, model.model_hash)
+    table = model.prior
     if header.latent_shape[0] != table.shape[0]:
         raise BitstreamError(f"bitstream has {header.latent_shape[0]} latent channels, the model {table.shape[0]}")
     if table.ndim == 3 and header.modality != "image":
         raise BitstreamError("a context prior codes (C, h, w) image latents, not audio")
-    expected = _expected_output(prog, header)
+    output_size(header, model.downsample, max_pixels)  # size limits before any decoding work
     try:
-        symbols, complete = decode_symbols(payload, table, header.latent_shape)
+        symbols = decode_symbols(payload, table, header.latent_shape, model.precision_bits, header.sealed)
     except ValueError as e:
         raise BitstreamError(f"entropy decoding failed: {e}") from None
-    if not complete:
-        raise BitstreamError("payload holds data beyond the coded symbols")
-    y = decode_latent(prog, symbols[None])
-    if y.shape[0] != 1 or y.shape[2:] != expected[2:] or expected[1] not in (None, y.shape[1]):
-        raise BitstreamError(f"decoder produced {y.shape}, the header implies {expected}")
+    return header, symbols
+
+
+def decode_with(model: StreamModel, data: bytes, engine: Engine,
+                max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
+    """bytes -> (Header, output integers cropped to the original size) through any engine."""
+    header, symbols = read_symbols(model, data, max_pixels)
+    return header, _run(model, header, symbols, engine, max_pixels)
+
+
+def decode_bitstream(prog: Program, data: bytes, engine: Union[str, Engine] = "ref",
+                     max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
+    """bytes -> (Header, output integers cropped to the original size): unpack, ANS decode, run the program.
+
+    The engine is resolved after the stream passed every check, so a refused stream costs no library load."""
+    model = StreamModel.of(prog)
+    header, symbols = read_symbols(model, data, max_pixels)
+    return header, _run(model, header, symbols, engine_for(prog, engine), max_pixels)
+
+
+def _run(model: StreamModel, header: Header, symbols: np.ndarray, engine: Engine, max_pixels: int) -> np.ndarray:
+    expected = output_size(header, model.downsample, max_pixels)
+    y = np.asarray(engine(symbols[None]))
+    if y.shape[0] != 1 or y.shape[2:] != expected or model.out_channels not in (None, y.shape[1]):
+        raise BitstreamError(f"decoder produced {y.shape}, the header implies (1, {model.out_channels}) + {expected}")
     if header.modality == "image":
         h, w = header.original_size
-        return header, y[:, :, :h, :w]
-    return header, y[:, :, :-(-header.original_size[0] // AUDIO_HOP)]
+        return y[:, :, :h, :w]
+    return y[:, :, :-(-header.original_size[0] // AUDIO_HOP)]

@@ -15,7 +15,7 @@ from bpgan.toolkit.codec.codec import latent_indices, torch_engine
 from bpgan.toolkit.codec.fingerprint import model_hash
 from bpgan.toolkit.training.checkpoint import save_model
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, fake_quant_lsb, float64_copy, max_partial_sum
 from tiny_audio import speech_like, tiny_audio_model
 
 
@@ -52,12 +52,21 @@ def test_tvm_equals_reference_on_vectors_and_random_latents(run):
         assert ref.shape == (1, 64, 8 * steps) and np.array_equal(engines["tvm"](symbols), ref)
 
 
-def test_reference_matches_fake_quant_within_one_lsb(run):
+def test_reference_equals_fake_quant_exactly(run):
+    """The integer reference == Brevitas fake-quant on the whole audio generator, 0 LSB (as the image one:
+    every partial sum is an integer below max_partial_sum < 2**24, so float64 and float32 both sum exactly);
+    the codec's float32 torch engine gives the same int8 codes."""
     _, model, _, prog, engines = run
+    assert max_partial_sum(prog) < 2 ** 24, "partial sums no longer exact in float32: compare the float64 copy only"
     symbols = np.random.default_rng(4).integers(0, model.cfg.num_centers, (1, model.cfg.latent_channels, 20))
-    d = np.abs(engines["ref"](symbols).astype(int) - torch_engine(model)(symbols).astype(int))
-    print(f"reference vs fake-quant: {100 * (d == 0).mean():.3f}% exact, max {d.max()} LSB")
-    assert (d <= 1).mean() >= 0.999
+    ref = engines["ref"](symbols)
+    for m in (float64_copy(model), model):
+        fq = fake_quant_lsb(m, symbols, prog.fmt(prog.outputs[0])[1])
+        print(f"reference vs {m.quantizer.centers.dtype} fake-quant: {100 * (ref == fq).mean():.3f}% exact, "
+              f"max |diff| {np.abs(ref - fq).max()} LSB")
+        assert fq.shape == ref.shape and np.array_equal(ref, fq)
+    codes = torch_engine(model)(symbols)
+    assert codes.dtype == ref.dtype == np.int8 and np.array_equal(codes, ref)
 
 
 @pytest.mark.parametrize("num_samples", [256, 3001, 4096, 12345])
@@ -131,7 +140,8 @@ def test_batchnorm_1d_folds_into_the_conv():
     assert torch.allclose(model.generator(z), folded.generator(z), atol=1e-5)
 
 
-def test_pinned_audio_bitstream_bytes():
+@pytest.mark.parametrize("version, digest", [(2, "d880d5e73aeeaf38"), (1, "5e43bf060df156d8")])
+def test_pinned_audio_bitstream_bytes(version, digest):
     """The audio header (modality 2, one dimension in samples) with the shared coder: a change is a format change.
 
     If this fails on purpose, bump bitstream.VERSION and re-pin; never skip it.
@@ -140,9 +150,9 @@ def test_pinned_audio_bitstream_bytes():
 
     from bpgan.toolkit.codec.prior import quantize_frequencies
     table = quantize_frequencies(np.arange(1, 4 * 16 + 1).reshape(4, 16) % 7)
-    header = Header("audio", bytes(range(16)), 512, (12345,), (12800 - 12345,), (4, 25))
+    header = Header("audio", bytes(range(16)), 512, (12345,), (12800 - 12345,), (4, 25), version)
     symbols = (np.arange(100) * 7 % 16).reshape(4, 25)
-    assert hashlib.sha256(write_bitstream(header, symbols, table)).hexdigest()[:16] == "5e43bf060df156d8"
+    assert hashlib.sha256(write_bitstream(header, symbols, table)).hexdigest()[:16] == digest
 
 
 def _clips():

@@ -46,7 +46,7 @@ def test_audio_header_round_trips():
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: b"PNG!" + d[4:], "wrong magic"),
-    (lambda d: d[:4] + b"\x02" + d[5:], "version 2"),
+    (lambda d: d[:4] + b"\x03" + d[5:], "version 3"),
     (lambda d: d[:20], "truncated"),
     (lambda d: d[:-3], "truncated"),
     (lambda d: d + b"\x00", "trailing garbage"),
@@ -105,19 +105,27 @@ def test_random_bytes_never_crash(data):
         read_bitstream(data, TABLE, HASH)
 
 
-def test_pinned_bitstream_bytes():
+@pytest.mark.parametrize("version, sizes, digests", [
+    (2, (84, 68), ("14eb57dbb1c12e6c", "5232e8a52e5467d8")),
+    (1, (80, 68), ("cf3e23d13037d54a", "2ceeb15272d33d7e")),  # the bytes version 1 wrote: still written, still read
+])
+def test_pinned_bitstream_bytes(version, sizes, digests):
     """Format, ANS coder and prior quantization together: any change to the bytes is a format change.
 
-    If this fails on purpose, bump bitstream.VERSION and re-pin; never skip it.
+    If this fails on purpose, bump bitstream.VERSION and re-pin; never skip it. Both versions decode
+    through firmware_ref's decoder (version 1: unsealed payload, version 2: sealed).
     """
     import hashlib
 
+    from bpgan.firmware_ref.bitstream_decode import StreamModel, read_symbols
     from bpgan.toolkit.codec.context import estimate_context_prior
-    header = Header("image", HASH, 16, (20, 40), (12, 8), (3, 2, 3))
+    header = Header("image", HASH, 16, (20, 40), (12, 8), (3, 2, 3), version)
     symbols = (np.arange(18) * 5 % 8).reshape(3, 2, 3)
     flat = write_bitstream(header, symbols, TABLE)
     context_table = estimate_context_prior([(np.arange(3 * 3 * 4 * 5) * 7 % 8).reshape(3, 3, 4, 5)], 3, 8)
     ctx = write_bitstream(header, symbols, context_table)
-    assert len(flat) == 80 and len(ctx) == 68
-    assert hashlib.sha256(flat).hexdigest()[:16] == "cf3e23d13037d54a"
-    assert hashlib.sha256(ctx).hexdigest()[:16] == "2ceeb15272d33d7e"
+    assert (len(flat), len(ctx)) == sizes
+    assert (hashlib.sha256(flat).hexdigest()[:16], hashlib.sha256(ctx).hexdigest()[:16]) == digests
+    for data, table in ((flat, TABLE), (ctx, context_table)):
+        got_header, got = read_symbols(StreamModel(table, HASH), data)
+        assert got_header == header and np.array_equal(got, symbols)

@@ -12,7 +12,7 @@ from bpgan.firmware_ref.decoder import decode_latent
 from bpgan.firmware_ref.image import to_hwc_image
 from bpgan.firmware_ref.program import load_program
 from bpgan.toolkit.cli.encode import main as encode_main
-from bpgan.toolkit.codec import ans_ref, bitstream
+from bpgan.toolkit.codec import bitstream
 from bpgan.toolkit.codec.codec import decode_image
 from bpgan.toolkit.datasets import embedded_image_path
 
@@ -29,10 +29,8 @@ def stream(exported_tiny_run, tmp_path_factory):
 
 
 def test_toolkit_reexports_the_firmware_layout_and_decoder():
-    from bpgan.firmware_ref import ans
     from bpgan.firmware_ref import bitstream as fw
     assert bitstream.unpack is fw.unpack and bitstream.Header is fw.Header and bitstream.BitstreamError is BitstreamError
-    assert ans_ref.decode_symbols_ref is ans.decode_symbols
 
 
 def test_decode_bitstream_equals_the_toolkit_path(stream):

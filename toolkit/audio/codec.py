@@ -14,14 +14,15 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from bpgan.firmware_ref.bitstream import output_size
+from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_with
 
-from ..codec.bitstream import BitstreamError, Header, read_bitstream, unpack, write_bitstream
+from ..codec.bitstream import BitstreamError, Header, unpack, write_bitstream
 from ..codec.codec import Encoded, Engine, latent_indices
 from ..codec.fingerprint import model_hash as compute_model_hash
+from ..codec.prior import PRECISION_BITS
 from ..codec.search import SearchConfig, latent_search
 from ..quant.quantizers import OUTPUT_FRAC_BITS
-from .mel import GRIFFIN_LIM_ITERS, HOP, int8_to_unit, mel_to_wav, num_frames, pad_frames, wav_to_mel
+from .mel import GRIFFIN_LIM_ITERS, HOP, int8_to_unit, mel_to_wav, pad_frames, wav_to_mel
 from .wav import SAMPLE_RATE, LoadedAudio
 
 
@@ -63,15 +64,11 @@ def encode_audio(model, prior: np.ndarray, audio: LoadedAudio, search: Optional[
 def decode_mel(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine,
                stride: Optional[int] = None) -> Tuple[Header, np.ndarray]:
     """Bitstream -> (Header, int8 mel codes (64, T)): the bit-exact part. BitstreamError on any bad stream."""
-    header, _ = unpack(data, model_hash)  # every check that needs no entropy decoding comes first
-    if header.modality != "audio":
-        raise BitstreamError(f"bitstream holds {header.modality}, not audio")
-    (frames,) = output_size(header, None if stride is None else stride // HOP)
-    _, symbols = read_bitstream(data, prior, model_hash)
-    y = np.asarray(engine(symbols[None]))
-    if y.ndim != 3 or y.shape[0] != 1 or y.shape[2] != frames:
-        raise BitstreamError(f"decoder produced {y.shape}, the header implies (1, bands, {frames})")
-    return header, y[0, :, :num_frames(header.original_size[0])]
+    if unpack(data, model_hash)[0].modality != "audio":
+        raise BitstreamError("bitstream holds an image, not audio")
+    model = StreamModel(prior, model_hash, PRECISION_BITS, None if stride is None else stride // HOP)
+    header, y = decode_with(model, data, engine)  # firmware_ref's one decode path, cropped to the clip
+    return header, y[0]
 
 
 def decode_audio(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine, stride: Optional[int] = None,

@@ -1,15 +1,18 @@
-"""bpgan-decode [RUN_OR_PROGRAM] IN.bpg|latent.npz -o out.png|out.wav [--engine ref|tvm]: bitstream -> image or speech.
+"""bpgan-decode [RUN_OR_PROGRAM] IN.bpg|latent.npz -o out.png|out.wav [--engine ref|tvm] [--max-pixels N]: bitstream -> image or speech.
 
 Without RUN_OR_PROGRAM a bitstream is decoded by the shipped model (zoo/) whose model hash it carries.
 
-IN.bpg: a bitstream from bpgan-encode; it is entropy decoded with the prior stored in the integer
-program, checked against the program's model hash, decoded and cropped to the original size. An audio
+IN.bpg: a bitstream from bpgan-encode; firmware_ref.decode_bitstream (the one decode path) checks it
+against the program's model hash, entropy decodes it with the program's prior under the work rules
+(a stream whose payload cannot carry its latent, or an image over --max-pixels, is refused before
+decoding), runs the chosen engine and crops to the original size. An audio
 stream decodes to its int8 mel (bit-exact), then to a 16-bit 8 kHz .wav by Griffin-Lim (float
 post-processing), or to .npz holding the int8 mel itself.
 
 PROGRAM_OR_RUN_DIR: a folder holding program.json (what bpgan-export writes) or a run folder
 (its export/ subfolder is used). latent.npz holds `latent` (int8) or `symbols` (indices into the
-program's symbol table); test_vectors.npz from bpgan-export works as is. Output: .png (images)
+program's symbol table); a program with several inputs reads one array per input name. test_vectors.npz
+from bpgan-export works as is. Output: .png (images)
 or .npz (the raw output integers). Both engines write identical files.
 """
 import argparse
@@ -20,7 +23,8 @@ import numpy as np
 
 from . import optional_model_and_input
 
-ENGINES = ("ref", "tvm")
+from bpgan.firmware_ref.bitstream import MAX_DECODE_PIXELS
+from bpgan.firmware_ref.bitstream_decode import ENGINES
 
 
 def parse(argv):
@@ -31,6 +35,8 @@ def parse(argv):
     p.add_argument("-o", "--output", required=True, help="output .png or .npz (images), .wav or .npz (audio)")
     p.add_argument("--engine", choices=ENGINES, default="ref", help="ref: NumPy reference; tvm: decoder-llvm.so")
     p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations")
+    p.add_argument("--max-pixels", type=int, default=MAX_DECODE_PIXELS,
+                   help=f"refuse bitstreams of larger images (default {MAX_DECODE_PIXELS})")
     args = p.parse_args(argv)
     args.program, args.latent = optional_model_and_input(p, args.paths, "RUN_OR_PROGRAM")
     return args
@@ -59,30 +65,39 @@ def program_dir(path: Path) -> Path:
 
 
 def read_latent(path: Path, prog):
-    from bpgan.firmware_ref.decoder import symbols_to_latent
+    """.npz -> the program's input: `latent` (int8) or `symbols` for one input, else one array per input name."""
+    from bpgan.firmware_ref.decoder import check_input, symbols_to_latent
 
     if not path.is_file():
         raise ValueError(f"no latent file at {path}")
-    with np.load(path, allow_pickle=False) as z:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable .npz ({str(e).splitlines()[0]})") from None
+    with z:
+        if len(prog.inputs) > 1:
+            missing = [name for name in prog.inputs if name not in z.files]
+            if missing:
+                raise ValueError(f"{path} lacks the program input(s) {missing}")
+            return {name: check_input(prog, name, z[name]) for name in prog.inputs}
         if "latent" in z.files:
-            lat = z["latent"]
-            if lat.dtype != np.int8:
-                raise ValueError(f"{path}: `latent` must be int8, got {lat.dtype}")
-            return lat
+            return check_input(prog, prog.inputs[0], z["latent"])
         if "symbols" in z.files:
             return symbols_to_latent(prog, z["symbols"])
     raise ValueError(f"{path} holds neither `latent` nor `symbols`")
 
 
-def run_engine(engine: str, folder: Path, prog, latent: np.ndarray) -> np.ndarray:
+def run_engine(engine: str, prog, latent) -> np.ndarray:
+    """The program's first output for one latent (or {input: array}) through the chosen engine."""
     if engine == "ref":
         from bpgan.firmware_ref.decoder import run_program
         return run_program(prog, latent)[prog.outputs[0]]
-    lib = folder / "decoder-llvm.so"
+    lib = prog.source / "decoder-llvm.so"
     if not lib.is_file():
-        raise ValueError(f"no {lib.name} in {folder}; run bpgan-export with --target llvm")
+        raise ValueError(f"no {lib.name} in {prog.source}; run bpgan-export with --target llvm")
     from bpgan.export.tvm_lower import TvmDecoder
-    return TvmDecoder(lib)(latent)
+    y = TvmDecoder(lib)(latent)
+    return y[0] if isinstance(y, list) else y
 
 
 def write_output(path: Path, y: np.ndarray, frac_bits: int) -> None:
@@ -99,26 +114,23 @@ def write_output(path: Path, y: np.ndarray, frac_bits: int) -> None:
         raise ValueError(f"output {path.name}: use .png or .npz")
 
 
-def decode_bitstream(path: Path, folder: Path, prog, engine: str, output: Path, iters: int = 32):
-    """Bitstream -> PNG (or WAV for an audio program) through the chosen integer engine; returns what was written."""
-    from bpgan.firmware_ref.decoder import symbols_to_latent
+def decode_stream_file(path: Path, prog, engine: str, output: Path, iters: int = 32,
+                       max_pixels: int = MAX_DECODE_PIXELS) -> str:
+    """Bitstream -> PNG (or WAV / .npz for speech) through firmware_ref's decode path; returns what was written."""
+    from bpgan.firmware_ref.bitstream_decode import decode_bitstream
+    from bpgan.firmware_ref.image import to_hwc_image
 
-    from ..codec.bitstream import unpack
-    from ..codec.codec import decode_image
     from ..codec.image_io import write_png
 
     if not path.is_file():
         raise ValueError(f"no bitstream at {path}")
-    data = path.read_bytes()
-    if unpack(data)[0].modality == "audio":  # the stream says what it holds; the model hash check follows
-        from ..audio.commands import decode_stream
-        return decode_stream(data, prog, lambda s: run_engine(engine, folder, prog, symbols_to_latent(prog, s)),
-                             output, iters)
+    header, y = decode_bitstream(prog, path.read_bytes(), engine, max_pixels)
+    if header.modality == "audio":
+        from ..audio.commands import write_decoded
+        return write_decoded(output, y[0], header.original_size[0], iters)
     if output.suffix.lower() != ".png":
         raise ValueError(f"output {output.name}: a bitstream decodes to .png")
-    stride = prog.meta.get("config", {}).get("downsample")
-    _, pixels = decode_image(data, prog.prior(), prog.model_hash(),
-                             lambda s: run_engine(engine, folder, prog, symbols_to_latent(prog, s)), stride)
+    pixels = to_hwc_image(y, prog.fmt(prog.outputs[0])[1])
     output.parent.mkdir(parents=True, exist_ok=True)
     write_png(output, pixels)
     return f"{pixels.shape[1]}x{pixels.shape[0]}"
@@ -132,14 +144,14 @@ def main(argv=None) -> int:
         if args.program is None:
             args.program = shipped_model_for(Path(args.latent))
             print(f"bpgan-decode: model {args.program} (shipped, matched by the bitstream's model hash)")
-        folder = program_dir(Path(args.program))
-        prog = load_program(folder)
+        prog = load_program(program_dir(Path(args.program)))
         if Path(args.latent).suffix.lower() != ".npz":
-            what = decode_bitstream(Path(args.latent), folder, prog, args.engine, Path(args.output), args.gl_iters)
+            what = decode_stream_file(Path(args.latent), prog, args.engine, Path(args.output), args.gl_iters,
+                                      args.max_pixels)
             print(f"bpgan-decode: {args.output} ({args.engine}, {what})")
             return 0
         latent = read_latent(Path(args.latent), prog)
-        y = run_engine(args.engine, folder, prog, latent)
+        y = run_engine(args.engine, prog, latent)
         write_output(Path(args.output), y, prog.fmt(prog.outputs[0])[1])
     except ValueError as e:  # ProgramError is a ValueError
         print(f"bpgan-decode: error: {e}", file=sys.stderr)

@@ -28,15 +28,16 @@ def write_bitstream(header: Header, symbols: np.ndarray, table: np.ndarray) -> b
         raise ValueError(f"symbols of shape {np.shape(symbols)} do not match the header's {header.latent_shape}")
     if np.shape(table)[0] != header.latent_shape[0]:
         raise ValueError(f"prior has {np.shape(table)[0]} channels, the latent {header.latent_shape[0]}")
-    return pack(header, encode_symbols(symbols, table))
+    return pack(header, encode_symbols(symbols, table, header.sealed))
 
 
 def read_bitstream(data: bytes, table: np.ndarray, model_hash: Optional[bytes] = None) -> Tuple[Header, np.ndarray]:
-    """Bitstream -> (Header, symbols int64 (C, ...)); BitstreamError on anything wrong."""
+    """Bitstream -> (Header, symbols int64 (C, ...)) through constriction: the cross-check of firmware_ref's
+    decoder (decoding for real goes through firmware_ref.decode_bitstream). BitstreamError on anything wrong."""
     header, payload = unpack(data, model_hash)
     if header.latent_shape[0] != np.shape(table)[0]:
         raise BitstreamError(f"bitstream has {header.latent_shape[0]} latent channels, the model {np.shape(table)[0]}")
     try:
-        return header, decode_symbols(payload, table, header.latent_shape)
+        return header, decode_symbols(payload, table, header.latent_shape, header.sealed)
     except EntropyError as e:
         raise BitstreamError(str(e)) from None

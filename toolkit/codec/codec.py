@@ -1,10 +1,10 @@
 """One image through the codec: the pieces (search, prior, entropy coder, bitstream, image I/O) glued once.
 
 Encode: image -> encoder latent [-> ADMM latent search] -> symbols -> ANS with the prior -> bitstream.
-Decode: bitstream -> symbols -> an integer generator engine -> int8 -> pixels, cropped.
-The decode side takes the engine as a function `symbols (1, C, h, w) int64 -> int8-valued (1, 3, H, W)`,
-so the reference decoder (firmware_ref.decoder.decode_latent), the TVM library and the torch
-fake-quant generator all plug in the same way and share everything else.
+Decode: firmware_ref's one decode path (bitstream -> symbols -> an integer engine -> int8), then pixels.
+The engine is a function `symbols (1, C, h, w) int64 -> int8-valued (1, 3, H, W)`, so the reference
+decoder, the TVM library and the torch fake-quant generator all plug in the same way and share
+everything else; constriction only encodes.
 """
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Tuple
@@ -12,9 +12,10 @@ from typing import Callable, Iterable, Optional, Tuple
 import numpy as np
 import torch
 
-from bpgan.firmware_ref.bitstream import output_size
+from bpgan.firmware_ref.bitstream import MAX_DECODE_PIXELS
+from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_with
 
-from .bitstream import BitstreamError, Header, read_bitstream, unpack, write_bitstream
+from .bitstream import BitstreamError, Header, unpack, write_bitstream
 from .context import estimate_context_prior
 from .fingerprint import model_hash as compute_model_hash
 from .image_io import LoadedImage, int8_to_pixels, output_to_int8
@@ -74,17 +75,12 @@ def torch_engine(model) -> Engine:
 
 
 def decode_image(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine,
-                 stride: Optional[int] = None) -> Tuple[Header, np.ndarray]:
+                 stride: Optional[int] = None, max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
     """Bitstream -> (Header, (H, W, 3) uint8 pixels). BitstreamError for any stream this model cannot decode."""
-    header, _ = unpack(data, model_hash)  # every check that needs no entropy decoding comes first
-    if header.modality != "image":
-        raise BitstreamError(f"bitstream holds {header.modality}, not an image")
-    expected = (1, 3) + output_size(header, stride)
-    _, symbols = read_bitstream(data, prior, model_hash)
-    y = np.asarray(engine(symbols[None]))
-    if y.shape != expected:
-        raise BitstreamError(f"decoder produced {y.shape}, the header implies {expected}")
-    return header, int8_to_pixels(y, header.original_size)
+    if unpack(data, model_hash)[0].modality != "image":
+        raise BitstreamError("bitstream holds audio, not an image")
+    header, y = decode_with(StreamModel(prior, model_hash, PRECISION_BITS, stride, 3), data, engine, max_pixels)
+    return header, int8_to_pixels(y)
 
 
 def bits_per_pixel(num_bytes: int, original_size) -> float:

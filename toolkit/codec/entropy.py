@@ -4,7 +4,10 @@ Stream: symbols (C, ...) are coded channel by channel, row-major inside a channe
 with its own categorical model from the (C, L) frequency table (rows sum to 2**24, see prior.py),
 or, with a (C, K, L) context table (context.py), each symbol with its context's row.
 The payload is constriction's AnsCoder word stack (64-bit state, 32-bit words, 24-bit
-probabilities) written as little-endian uint32 words; decoding pops channel 0 first.
+probabilities) written as little-endian uint32 words; decoding pops channel 0 first. Sealed
+payloads (bitstream version 2) start the coder at state 2**32 (the words [0, 1]) instead of 0, so
+every symbol, symbol 0 included, costs its code length and the decoder can bound its work by the
+payload's size (firmware_ref/ans.py); the decoder must end at that state.
 
 Why decoding is deterministic across machines: constriction's `Categorical(p, perfect=False)`
 builds its CDF as `left_cdf[i] = as_int(sum_{j<i} p_j * scale) + i` with
@@ -13,7 +16,8 @@ builds its CDF as `left_cdf[i] = as_int(sum_{j<i} p_j * scale) + i` with
 `left_cdf[i] = sum_{j<i} f_j` -- the integer table itself, with no rounding anywhere. The test
 `test_constriction_model_is_the_integer_table` probes every CDF boundary through the decoder to
 hold constriction to this. ANS itself is integer arithmetic only; firmware_ref/ans.py restates the decoder
-in plain Python (the spec for device ports) and is tested equal to constriction.
+in plain Python (the spec for device ports) and is tested equal to constriction. Decoding
+bitstreams goes through firmware_ref (one decode path); decode_symbols here is the cross-check.
 """
 import numpy as np
 
@@ -23,6 +27,11 @@ from .context import row_contexts, symbol_frequencies
 from .prior import PRECISION_BITS, check_prior
 
 _ANS_PRECISION = 24  # constriction.stream.stack.AnsCoder's models use 24-bit probabilities
+SEAL_WORDS = np.array([0, 1], dtype=np.uint32)  # a stack whose state is 2**32: what sealed coding starts from
+
+
+def _coder(sealed: bool):
+    return constriction.stream.stack.AnsCoder(SEAL_WORDS.copy()) if sealed else constriction.stream.stack.AnsCoder()
 
 
 class EntropyError(ValueError):
@@ -53,8 +62,8 @@ def _check_shape(shape, table: np.ndarray) -> None:
         raise EntropyError(f"a context prior codes (C, h, w) latents, not shape {tuple(shape)}")
 
 
-def encode_symbols(symbols: np.ndarray, table: np.ndarray) -> bytes:
-    """symbols (C, ...) integers in [0, L) -> payload bytes (little-endian uint32 words)."""
+def encode_symbols(symbols: np.ndarray, table: np.ndarray, sealed: bool = True) -> bytes:
+    """symbols (C, ...) integers in [0, L) -> payload bytes (little-endian uint32 words); sealed: start at 2**32."""
     table = _check(table)
     s = np.asarray(symbols)
     _check_shape(s.shape, table)
@@ -62,7 +71,7 @@ def encode_symbols(symbols: np.ndarray, table: np.ndarray) -> bytes:
     if s.size and (s.min() < 0 or s.max() >= num_centers):
         raise EntropyError(f"symbol outside [0, {num_centers})")
     flat = s.reshape(num_channels, -1).astype(np.int32)
-    coder = constriction.stream.stack.AnsCoder()
+    coder = _coder(sealed)
     if table.ndim == 3:  # every symbol with its context's row; the whole stream in one call
         rows = symbol_frequencies(s, table).astype(np.float64) - 1.0
         if flat.size:
@@ -74,7 +83,7 @@ def encode_symbols(symbols: np.ndarray, table: np.ndarray) -> bytes:
     return coder.get_compressed().astype("<u4").tobytes()
 
 
-def decode_symbols(payload: bytes, table: np.ndarray, shape) -> np.ndarray:
+def decode_symbols(payload: bytes, table: np.ndarray, shape, sealed: bool = True) -> np.ndarray:
     """payload bytes -> symbols int64 of `shape` (C, ...); EntropyError if the payload does not fit."""
     table = _check(table)
     shape = tuple(int(d) for d in shape)
@@ -87,7 +96,8 @@ def decode_symbols(payload: bytes, table: np.ndarray, shape) -> np.ndarray:
         out = _decode_context(coder, table, shape) if table.ndim == 3 else _decode_channels(coder, table, shape)
     except (ValueError, RuntimeError, OverflowError) as e:
         raise EntropyError(f"entropy decoding failed: {str(e).splitlines()[0]}") from None
-    if not coder.is_empty():  # an exact stream is consumed to the last bit
+    done = np.array_equal(coder.get_compressed(), SEAL_WORDS) if sealed else coder.is_empty()
+    if not done:  # an exact stream is consumed to the last bit (to the seal when sealed)
         raise EntropyError("payload holds data beyond the coded symbols")
     return out
 

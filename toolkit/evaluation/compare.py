@@ -8,6 +8,8 @@ Variants, where the run has what they need:
   qat, admm_prune, admm_quant, finetune   each stage's Brevitas fake-quant generator
   reference      the integer program on the NumPy reference decoder (firmware_ref)
   tvm            the integer program's TVM library (decoder-llvm.so)
+The two integer variants decode the bitstream itself (firmware_ref.decode_bitstream, the deployed path),
+so their decode time includes entropy decoding; the torch variants take the symbols.
 """
 import time
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from ..codec.search import SearchConfig
 from ..models import build_model
 from ..training.checkpoint import STAGE_ORDER, load_model
 from ..training.report import model_summary
-from ..metrics import msssim, psnr
+from ..metrics import msssim
 
 Decoder = Callable[[np.ndarray], np.ndarray]  # symbols (1, C, h, w) -> (1, 3, H, W) int8 at 2^-7
 
@@ -38,6 +40,7 @@ class Variant:
     name: str
     decode: Decoder
     info: dict = field(default_factory=dict)     # size, sparsity, MACs
+    from_stream: bool = False                    # decode takes the bitstream bytes (the deployed path)
 
 
 def pixel_psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -108,17 +111,16 @@ def collect_variants(run_dir: Path, final_model, final_blob) -> Tuple[List[Varia
         else:
             missing[stage] = f"no {p}"
     export = run_dir / "export"
-    if (export / "program.json").is_file():
-        from bpgan.firmware_ref.decoder import decode_latent
+    if (export / "program.json").is_file():  # the integer engines decode the bitstream itself: the one decode path
+        from bpgan.firmware_ref.bitstream_decode import decode_bitstream, engine_for
         from bpgan.firmware_ref.program import load_program
         prog = load_program(export)
-        variants.append(Variant("reference", lambda s: decode_latent(prog, s), final_info))
+        ref = engine_for(prog, "ref")
+        variants.append(Variant("reference", lambda data: decode_bitstream(prog, data, ref)[1], final_info, True))
         lib = export / "decoder-llvm.so"
         if lib.is_file():
-            from bpgan.export.tvm_lower import TvmDecoder
-            from bpgan.firmware_ref.decoder import symbols_to_latent
-            tvm_dec = TvmDecoder(lib)
-            variants.append(Variant("tvm", lambda s: tvm_dec(symbols_to_latent(prog, s)), final_info))
+            tvm = engine_for(prog, "tvm")
+            variants.append(Variant("tvm", lambda data: decode_bitstream(prog, data, tvm)[1], final_info, True))
         else:
             missing["tvm"] = f"no {lib} (run bpgan-export {run_dir} --target llvm)"
     else:
@@ -138,7 +140,7 @@ def evaluate_image(path: Path, final_model, prior, mhash, variants: List[Variant
     outputs = {}
     for v in variants:
         t0 = time.perf_counter()
-        y = np.asarray(v.decode(enc.symbols[None]))
+        y = np.asarray(v.decode(enc.data if v.from_stream else enc.symbols[None]))
         seconds = time.perf_counter() - t0
         outputs[v.name] = y
         pixels = int8_to_pixels(y, image.original_size)
