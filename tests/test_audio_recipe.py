@@ -8,7 +8,7 @@ from bpgan.toolkit.cli.quantize import main as quantize_main
 from bpgan.toolkit.recipes import RecipeError, load_recipe
 
 from conftest import REPO, SHARED_DATA
-from tiny_audio import TINY_AUDIO, write_tiny_audio
+from tiny_audio import write_tiny_audio
 
 
 def test_tiny_audio_recipe_runs_every_stage_with_mel_validation(tmp_path):

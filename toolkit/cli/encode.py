@@ -96,7 +96,7 @@ def encode_audio_file(args, model, model_file: Path, prior) -> int:
 
 
 def msssim_of(a: np.ndarray, b: np.ndarray) -> str:
-    from ..evaluation.metrics import msssim
+    from ..metrics import msssim
     try:
         return f"{msssim(pixels_to_tensor(a), pixels_to_tensor(b)):.4f}"
     except ValueError:

@@ -1,1 +1,1 @@
-"""Evaluation: image and signal quality metrics."""
+"""Evaluation: bpgan-compare, speech evaluation and the classical anchors (the metrics are toolkit/metrics.py)."""

@@ -11,7 +11,7 @@ from typing import ClassVar, List, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from ..quant.layers import OUTPUT, RELU4, ConvAct, LayerFactory, QuantSpec, ResBlock, signed
+from ..quant.layers import OUTPUT, ConvAct, LayerFactory, QuantSpec, ResBlock, signed
 from .codec_model import BPGANCodec
 from .registry import register_model
 

@@ -3,7 +3,6 @@
 dims 2 for images; dims 1 for signals over time (mel bands as channels, the audio model's layout).
 Float only: it never ships to the device.
 """
-import torch
 from torch import nn
 import torch.nn.functional as F
 

@@ -7,7 +7,7 @@ from typing import Callable, Dict, Optional
 import torch
 from tqdm import tqdm
 
-from ..evaluation.metrics import msssim, psnr
+from ..metrics import msssim, psnr
 from ..losses import CodecLoss
 from .distributed import Dist, unwrap
 
