@@ -38,7 +38,7 @@ def evaluate_clip(path: Path, final_model, prior, mhash, variants: List[Variant]
     frames = prep.mel.shape[1]
     for v in variants:
         t0 = time.perf_counter()
-        codes = np.asarray(v.decode(enc.symbols[None]))[0, :, :frames]
+        codes = np.asarray(v.decode(enc.data if v.from_stream else enc.symbols[None]))[0, :, :frames]
         seconds = time.perf_counter() - t0
         wav = mel_to_wav(int8_to_unit(codes), prep.num_samples, gl_iters)
         if out_dir is not None:
