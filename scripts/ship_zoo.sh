@@ -3,7 +3,7 @@
 #   bash scripts/ship_zoo.sh runs/image-light bpgan-image-light recipes/bpgan-image-light.yaml
 # Kept: the final stage's model.pt (float encoder + 8-bit generator + masks), prior.npy, metrics.json;
 # the integer program (export/program.json + program.npz) and its test vectors; report.md/json,
-# curves.png and the recipe. Not kept: the TVM library (built for this CPU; bpgan-export rebuilds it).
+# curves.png and the recipe; a golden bitstream with its decoded integers (scripts/golden_streams.py). Not kept: the TVM library (built for this CPU; bpgan-export rebuilds it).
 set -euo pipefail
 RUN=$1; NAME=$2; RECIPE=$3
 STAGE=$(basename "$(dirname "$(${VENV:-.venv}/bin/python -c "import sys; from bpgan.toolkit.training.checkpoint import final_model_path; print(final_model_path(sys.argv[1]))" "$RUN")")")
@@ -13,5 +13,7 @@ rm -rf "$DEST" && mkdir -p "$DEST/$STAGE" "$DEST/export"
 cp "$RUN/$STAGE"/{model.pt,prior.npy,metrics.json} "$DEST/$STAGE/"
 cp "$RUN/export"/{program.json,program.npz,test_vectors.npz} "$DEST/export/"
 cp "$RUN"/{report.md,report.json,curves.png} "$DEST/"
-cp "$RECIPE" "$DEST/recipe.yaml"
+# zoo/NAME sits one folder deeper than recipes/: its copy's relative data paths get one more ../
+sed -E 's#^(  (train|val): )\.\./#\1../../#' "$RECIPE" > "$DEST/recipe.yaml"
+${VENV:-.venv}/bin/python scripts/golden_streams.py "$DEST"   # export/golden.bpg + golden.npz
 du -sh "$DEST"

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from bpgan.firmware_ref.decoder import run_program
+from bpgan.firmware_ref.image import to_hwc_image
 from bpgan.firmware_ref.program import load_program
 from bpgan.toolkit.cli.decode import main as decode_main
 from bpgan.toolkit.cli.encode import main as encode_main
@@ -41,6 +42,27 @@ def test_shipped_test_vectors_decode_bit_exactly(name):
     out = run_program(prog, latent, keep_all=True)
     assert np.array_equal(out[prog.outputs[0]], output)
     assert layers and all(np.array_equal(out[k], v) for k, v in layers.items())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_golden_streams_decode_bit_exactly_through_the_one_decode_path(name, tmp_path, capsys):
+    """export/golden.bpg (scripts/golden_streams.py) -> the stored integers; bpgan-decode picks the model by hash."""
+    from bpgan.firmware_ref.bitstream_decode import decode_bitstream
+    prog = load_program(ZOO / name / "export")
+    data = (ZOO / name / "export" / "golden.bpg").read_bytes()
+    with np.load(ZOO / name / "export" / "golden.npz") as z:
+        want = z["output"]
+    header, got = decode_bitstream(prog, data)
+    assert header.version == 2 and got.dtype == want.dtype and np.array_equal(got, want)
+    out = tmp_path / ("g.png" if header.modality == "image" else "g.npz")
+    assert decode_main([str(ZOO / name / "export" / "golden.bpg"), "-o", str(out)]) == 0
+    assert f"zoo/{name}" in capsys.readouterr().out
+    if header.modality == "image":
+        with Image.open(out) as im:
+            assert np.array_equal(np.asarray(im), to_hwc_image(want, 7))
+    else:
+        with np.load(out) as z:
+            assert np.array_equal(z["mel"], want[0])
 
 
 def test_encode_and_decode_default_to_the_shipped_image_model(tmp_path, capsys):
@@ -86,3 +108,14 @@ def test_more_than_model_and_input_is_a_usage_error(main, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["a", "b", "c", "-o", str(tmp_path / "out.png")])
     assert e.value.code == 2 and "give at most" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_shipped_recipe_copy_is_the_recipe_and_validates_where_it_lies(name):
+    from bpgan.toolkit.recipes.schema import load_recipe
+    from conftest import SHARED_DATA
+    copy = (ZOO / name / "recipe.yaml").read_text()
+    assert copy == (REPO / "recipes" / f"{name}.yaml").read_text().replace(": ../../shared", ": ../../../shared")
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"no {SHARED_DATA}: the data paths cannot be checked")
+    assert load_recipe(ZOO / name / "recipe.yaml").name

@@ -43,18 +43,12 @@ def parse(argv):
 
 
 def shipped_model_for(path: Path) -> Path:
-    """The zoo entry a bitstream was made for, by the model hash in its header."""
-    from ..codec.bitstream import unpack
-    from ..zoo import ZOO, find_by_model_hash
+    """The zoo entry a bitstream was made for, by the model hash in its header (the Python API's lookup)."""
+    from bpgan.api import model_for_stream
 
     if path.suffix.lower() == ".npz" or not path.is_file():
         raise ValueError(f"{path}: without RUN_OR_PROGRAM the input must be a bitstream (.bpg)")
-    header = unpack(path.read_bytes())[0]
-    found = find_by_model_hash(header.model_hash)
-    if found is None:
-        raise ValueError(f"{path} was made for model {header.model_hash.hex()}, which is none of the shipped "
-                         f"models in {ZOO}; pass RUN_OR_PROGRAM")
-    return found
+    return model_for_stream(path.read_bytes(), "pass RUN_OR_PROGRAM").folder
 
 
 def program_dir(path: Path) -> Path:
@@ -116,15 +110,15 @@ def write_output(path: Path, y: np.ndarray, frac_bits: int) -> None:
 
 def decode_stream_file(path: Path, prog, engine: str, output: Path, iters: int = 32,
                        max_pixels: int = MAX_DECODE_PIXELS) -> str:
-    """Bitstream -> PNG (or WAV / .npz for speech) through firmware_ref's decode path; returns what was written."""
-    from bpgan.firmware_ref.bitstream_decode import decode_bitstream
+    """Bitstream -> PNG (or WAV / .npz for speech) through the API's decode path; returns what was written."""
+    from bpgan.api import Model, decode_integers
     from bpgan.firmware_ref.image import to_hwc_image
 
     from ..codec.image_io import write_png
 
     if not path.is_file():
         raise ValueError(f"no bitstream at {path}")
-    header, y = decode_bitstream(prog, path.read_bytes(), engine, max_pixels)
+    header, y = decode_integers(path.read_bytes(), Model(prog.source, prog), engine, max_pixels)  # program given
     if header.modality == "audio":
         from ..audio.commands import write_decoded
         return write_decoded(output, y[0], header.original_size[0], iters)

@@ -1,0 +1,1 @@
+"""The shipped models, as package data: each folder is a run folder (see README.md here and toolkit/zoo.py)."""
