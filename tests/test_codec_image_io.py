@@ -106,3 +106,16 @@ def test_output_is_cropped_and_written_as_byte_identical_pngs(tmp_path):
     write_png(tmp_path / "b.png", int8_to_pixels(y.astype(np.int32), (30, 41)))  # another engine's dtype
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), pixels)
+
+
+def test_read_only_pixels_convert_without_a_torch_warning():
+    """np.asarray of a PIL image is read-only; torch warned about it in the middle of make demo's output."""
+    import warnings
+
+    from bpgan.toolkit.codec.image_io import pixels_to_tensor
+    pixels = np.full((4, 5, 3), 255, np.uint8)
+    pixels.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = pixels_to_tensor(pixels)
+    assert t.shape == (1, 3, 4, 5) and float(t.min()) == 1.0

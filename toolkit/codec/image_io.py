@@ -85,7 +85,7 @@ def pad_to_stride(pixels: np.ndarray, stride: int, mode: str = "edge") -> Tuple[
 
 def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32, x = 2 * p / 255 - 1."""
-    t = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].to(torch.float32)
+    t = torch.from_numpy(np.require(pixels, requirements=["C", "W"])).permute(2, 0, 1)[None].to(torch.float32)
     return t * (2.0 / 255.0) - 1.0
 
 
