@@ -145,6 +145,8 @@ def main(argv=None):
         peak = None
     layers = ", ".join(f"{k}={getattr(cfg, k)}" for k in ("generator_widths", "res_blocks", "upsample")
                        if hasattr(cfg, k))
+    from machine import describe
+    print(f"machine: {describe()}")
     print(f"{what}, latent {tuple(latent.shape)}, {layers}; {THREADS} threads, median of {args.repeat}")
     print(f"TVM compile time {compile_s:.1f} s; TVM outputs == reference output: True")
     print(f"{macs / 1e9:.3f} GMAC; VNNI peak " + (f"{peak:.0f} GMAC/s -> roofline {macs / peak / 1e6:.2f} ms"

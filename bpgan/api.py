@@ -106,11 +106,14 @@ def _image(source: Source, stride: int):
 
 
 def decode_integers(data: bytes, model: Optional[Model] = None, engine: str = "ref",
-                    max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
-    """bytes -> (Header, the program's output integers): the bit-exact part, identical on every engine."""
+                    max_pixels: int = MAX_DECODE_PIXELS, band_rows: Optional[int] = None) -> Tuple[Header, np.ndarray]:
+    """bytes -> (Header, the program's output integers): the bit-exact part, identical on every engine.
+
+    band_rows (reference engine): decode that many output rows at a time, in memory that grows with the
+    width only (firmware_ref/stripes.py); the integers are the same."""
     if model is None:
         model = model_for_stream(data)
-    return decode_bitstream(model.program(), data, engine, max_pixels)
+    return decode_bitstream(model.program(), data, engine, max_pixels, band_rows)
 
 
 def decode(data: bytes, model: Optional[Model] = None, engine: str = "ref",

@@ -38,10 +38,14 @@ class StreamModel:
                    prog.meta.get("config", {}).get("downsample"), prog.tensors[prog.outputs[0]].get("channels"))
 
 
-def engine_for(prog: Program, engine: Union[str, Engine] = "ref") -> Engine:
-    """"ref": the NumPy reference; "tvm": the program folder's decoder-llvm.so; a callable is used as is."""
+def engine_for(prog: Program, engine: Union[str, Engine] = "ref", band_rows: Optional[int] = None) -> Engine:
+    """"ref": the NumPy reference (band_rows: output rows at a time, stripes.py); "tvm": the program
+    folder's decoder-llvm.so; a callable is used as is."""
     if callable(engine):
         return engine
+    if engine == "ref" and band_rows:
+        from .stripes import run_in_stripes
+        return lambda symbols: run_in_stripes(prog, symbols_to_latent(prog, symbols), band_rows)
     if engine == "ref":
         return lambda symbols: decode_latent(prog, symbols)
     if engine == "tvm":
@@ -83,13 +87,13 @@ def decode_with(model: StreamModel, data: bytes, engine: Engine,
 
 
 def decode_bitstream(prog: Program, data: bytes, engine: Union[str, Engine] = "ref",
-                     max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
+                     max_pixels: int = MAX_DECODE_PIXELS, band_rows: Optional[int] = None) -> Tuple[Header, np.ndarray]:
     """bytes -> (Header, output integers cropped to the original size): unpack, ANS decode, run the program.
 
     The engine is resolved after the stream passed every check, so a refused stream costs no library load."""
     model = StreamModel.of(prog)
     header, symbols = read_symbols(model, data, max_pixels)
-    return header, _run(model, header, symbols, engine_for(prog, engine), max_pixels)
+    return header, _run(model, header, symbols, engine_for(prog, engine, band_rows), max_pixels)
 
 
 def _run(model: StreamModel, header: Header, symbols: np.ndarray, engine: Engine, max_pixels: int) -> np.ndarray:

@@ -35,6 +35,8 @@ def parse(argv):
     p.add_argument("-o", "--output", required=True, help="output .png or .npz (images), .wav or .npz (audio)")
     p.add_argument("--engine", choices=ENGINES, default="ref", help="ref: NumPy reference; tvm: decoder-llvm.so")
     p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations")
+    p.add_argument("--band-rows", type=int, default=None,
+                   help="ref engine: decode this many output rows at a time (bounded memory, same bytes)")
     p.add_argument("--max-pixels", type=int, default=MAX_DECODE_PIXELS,
                    help=f"refuse bitstreams of larger images (default {MAX_DECODE_PIXELS})")
     args = p.parse_args(argv)
@@ -109,7 +111,7 @@ def write_output(path: Path, y: np.ndarray, frac_bits: int) -> None:
 
 
 def decode_stream_file(path: Path, prog, engine: str, output: Path, iters: int = 32,
-                       max_pixels: int = MAX_DECODE_PIXELS) -> str:
+                       max_pixels: int = MAX_DECODE_PIXELS, band_rows=None) -> str:
     """Bitstream -> PNG (or WAV / .npz for speech) through the API's decode path; returns what was written."""
     from bpgan.api import Model, decode_integers
     from bpgan.firmware_ref.image import to_hwc_image
@@ -118,7 +120,7 @@ def decode_stream_file(path: Path, prog, engine: str, output: Path, iters: int =
 
     if not path.is_file():
         raise ValueError(f"no bitstream at {path}")
-    header, y = decode_integers(path.read_bytes(), Model(prog.source, prog), engine, max_pixels)  # program given
+    header, y = decode_integers(path.read_bytes(), Model(prog.source, prog), engine, max_pixels, band_rows)
     if header.modality == "audio":
         from ..audio.commands import write_decoded
         return write_decoded(output, y[0], header.original_size[0], iters)
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
         prog = load_program(program_dir(Path(args.program)))
         if Path(args.latent).suffix.lower() != ".npz":
             what = decode_stream_file(Path(args.latent), prog, args.engine, Path(args.output), args.gl_iters,
-                                      args.max_pixels)
+                                      args.max_pixels, args.band_rows)
             print(f"bpgan-decode: {args.output} ({args.engine}, {what})")
             return 0
         latent = read_latent(Path(args.latent), prog)

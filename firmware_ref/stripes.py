@@ -1,0 +1,221 @@
+"""Stripe decoding: run a program band by band along its first spatial axis (image rows, speech time).
+
+Each band of output rows is computed from the rows of every tensor that reach it, the receptive-field
+halo, derived from the program op by op (not per model), so the result equals full-frame decoding
+byte for byte while peak activation memory grows with the image width, not its area.
+
+Rows are windows [lo, hi) in each tensor's own full-frame coordinates. Going backwards from the
+output band, `needed` gives each input's window (clipped to the tensor); going forwards, `band_op`
+computes exactly the output window from input windows that cover it, padding with zeros only where
+full-frame decoding pads (outside [0, height)). ROW_MAPS holds both functions per op kind; a test
+checks that every kind of the registry has one.
+"""
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from . import kernels as K
+from .ops.conv import is_transpose
+from .program import Op, Program, ProgramError
+
+Window = Tuple[int, int]
+
+
+def _axis_params(op: Op, w: np.ndarray):
+    """(stride, pad_before, pad_after, kernel) along the first spatial axis."""
+    dims = w.ndim - 2
+    a = op.attrs
+    return a["stride"][0], a["padding"][0], a["padding"][dims], w.shape[2]
+
+
+def _conv_needed(prog, op, out: Window, heights) -> List[Window]:
+    w = prog.arrays[op.params["weight"]]
+    s, pt, _, k = _axis_params(op, w)
+    if is_transpose(op):  # output row Y = y*s + i - pt: y in [ceil((A + pt - k + 1) / s), floor((B - 1 + pt) / s)]
+        lo, hi = -(-(out[0] + pt - k + 1) // s), (out[1] - 1 + pt) // s + 1
+    else:  # output row y reads input rows y*s - pt ... y*s - pt + k - 1
+        lo, hi = out[0] * s - pt, (out[1] - 1) * s - pt + k
+    return [(max(lo, 0), min(hi, heights[op.inputs[0]]))]
+
+
+def _rows(x: np.ndarray, have: Window, want: Window, height: int) -> np.ndarray:
+    """Rows want of a tensor held as window have, zeros outside [0, height) (full-frame padding)."""
+    lo, hi = max(want[0], 0), min(want[1], height)
+    if lo < have[0] or hi > have[1]:
+        raise ProgramError(f"stripe plan bug: rows {want} not covered by {have}")
+    part = x[:, :, lo - have[0]:hi - have[0]]
+    pad = [(0, 0)] * x.ndim
+    pad[2] = (max(lo - want[0], 0), max(want[1] - max(hi, lo), 0))
+    return np.pad(part, pad) if pad[2] != (0, 0) else part
+
+
+def _conv_band(prog, op, xs, haves, out: Window, heights) -> np.ndarray:
+    w, b = prog.arrays[op.params["weight"]], prog.arrays[op.params["bias"]]
+    s, pt, _, k = _axis_params(op, w)
+    a, h = op.attrs, heights[op.inputs[0]]
+    dims = w.ndim - 2
+    pad = list(a["padding"])
+    pad[0] = pad[dims] = 0  # the band carries its own rows; the other axes pad as in full frame
+    if not is_transpose(op):
+        x = _rows(xs[0], haves[0], (out[0] * s - pt, (out[1] - 1) * s - pt + k), h)
+        acc = (K.conv2d_acc if dims == 2 else K.conv1d_acc)(x, w, b, a["stride"], pad)
+    else:
+        lo, hi = _conv_needed(prog, op, out, heights)[0]
+        if lo >= hi:  # no input row reaches these output rows: bias only
+            acc = np.broadcast_to(b.astype(np.int64).reshape((1, -1) + (1,) * dims),
+                                  (1, len(b), out[1] - out[0]) + _other_axes(prog, op, xs[0]))
+            return K.requantize(acc, a["shift"], a["clip"], prog.fmt(op.output)[0])
+        x = _rows(xs[0], haves[0], (lo, hi), h)
+        first = out[0] + pt - lo * s                     # row of the band in the slice's unpadded output
+        extra = max(0, out[1] + pt - lo * s - ((hi - lo - 1) * s + k))
+        opad = [extra] + list(a["output_padding"][1:])
+        acc = (K.conv_transpose2d_acc if dims == 2 else K.conv_transpose1d_acc)(x, w, b, a["stride"], pad, opad)
+        acc = acc[:, :, first:first + out[1] - out[0]]
+    return K.requantize(acc, a["shift"], a["clip"], prog.fmt(op.output)[0])
+
+
+def _other_axes(prog, op, x) -> tuple:
+    """The output's sizes past the banded axis (full-frame width for 2-D, nothing for 1-D)."""
+    if x.ndim == 3:
+        return ()
+    w = prog.arrays[op.params["weight"]]
+    a = op.attrs
+    s, (pl, pr), k = a["stride"][1], (a["padding"][1], a["padding"][3]), w.shape[3]
+    return ((x.shape[3] - 1) * s + k - pl - pr + a["output_padding"][1],)
+
+
+def _same_needed(prog, op, out: Window, heights) -> List[Window]:
+    return [out for _ in op.inputs]
+
+
+def _same_band(prog, op, xs, haves, out: Window, heights) -> np.ndarray:
+    """Elementwise ops and concat: cut every input to the band, then the op's reference kernel."""
+    parts = [_rows(x, have, out, heights[name]) for x, have, name in zip(xs, haves, op.inputs)]
+    from .ops import REGISTRY
+    return REGISTRY[op.kind].kernel(prog, op, parts)
+
+
+def _scale_needed(prog, op, out: Window, heights) -> List[Window]:
+    r = op.attrs["factor"]
+    return [(out[0] // r, -(-out[1] // r))]
+
+
+def _scale_band(prog, op, xs, haves, out: Window, heights) -> np.ndarray:
+    """pixel_shuffle / upsample_nearest by r: input rows [A // r, ceil(B / r)), then the kernel, then the cut."""
+    from .ops import REGISTRY
+    r = op.attrs["factor"]
+    lo, hi = _scale_needed(prog, op, out, heights)[0]
+    y = REGISTRY[op.kind].kernel(prog, op, [_rows(xs[0], haves[0], (lo, hi), heights[op.inputs[0]])])
+    return y[:, :, out[0] - lo * r:out[1] - lo * r]
+
+
+ROW_MAPS = {kind: (_conv_needed, _conv_band) for kind in ("conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d")}
+ROW_MAPS.update({kind: (_same_needed, _same_band) for kind in ("add", "clip", "concat")})
+ROW_MAPS.update({kind: (_scale_needed, _scale_band) for kind in ("pixel_shuffle", "upsample_nearest")})
+
+
+def heights_of(prog: Program, latent_rows: int, axis: int = 0) -> Dict[str, int]:
+    """Every tensor's full-frame size along spatial axis `axis` (0: the banded one), from the input's."""
+    heights = {prog.inputs[0]: latent_rows}
+    for op in prog.ops:
+        h = heights[op.inputs[0]]
+        if op.params:
+            w, a = prog.arrays[op.params["weight"]], op.attrs
+            dims = w.ndim - 2
+            s, pt, pb, k = a["stride"][axis], a["padding"][axis], a["padding"][dims + axis], w.shape[2 + axis]
+            heights[op.output] = ((h - 1) * s + k - pt - pb + a["output_padding"][axis] if is_transpose(op)
+                                  else (h + pt + pb - k) // s + 1)
+        elif op.kind in ("pixel_shuffle", "upsample_nearest"):
+            heights[op.output] = h * op.attrs["factor"]
+        else:
+            heights[op.output] = h
+    return heights
+
+
+def plan_band(prog: Program, heights: Dict[str, int], out: Window) -> Dict[str, Window]:
+    """The window of every tensor that output rows `out` need (backwards through the ops)."""
+    need = {prog.outputs[0]: out}
+    for op in reversed(prog.ops):
+        if op.output not in need:
+            continue
+        for name, win in zip(op.inputs, ROW_MAPS[op.kind][0](prog, op, need[op.output], heights)):
+            old = need.get(name)
+            need[name] = win if old is None else (min(old[0], win[0]), max(old[1], win[1]))
+    return need
+
+
+def bands(height: int, rows: int) -> List[Window]:
+    return [(lo, min(lo + rows, height)) for lo in range(0, height, rows)]
+
+
+def run_in_stripes(prog: Program, latent: np.ndarray, band_rows: int) -> np.ndarray:
+    """The program's output, computed band_rows output rows at a time; == run_program's, byte for byte."""
+    if len(prog.inputs) != 1 or len(prog.outputs) != 1:
+        raise ProgramError("stripe decoding takes programs with one input and one output")
+    if band_rows < 1:
+        raise ProgramError(f"band rows must be >= 1, got {band_rows}")
+    from .decoder import check_input
+    x = check_input(prog, prog.inputs[0], latent)
+    heights = heights_of(prog, x.shape[2])
+    out_rows = heights[prog.outputs[0]]
+    parts = [_band(prog, x, heights, win) for win in bands(out_rows, band_rows)]
+    return np.concatenate(parts, axis=2)
+
+
+def _band(prog, x, heights, out: Window) -> np.ndarray:
+    need = plan_band(prog, heights, out)
+    env = {prog.inputs[0]: (x[:, :, need[prog.inputs[0]][0]:need[prog.inputs[0]][1]], need[prog.inputs[0]])}
+    for op in prog.ops:
+        if op.output not in need:
+            continue
+        xs, haves = zip(*(env[name] for name in op.inputs))
+        env[op.output] = (ROW_MAPS[op.kind][1](prog, op, list(xs), list(haves), need[op.output], heights),
+                          need[op.output])
+    return env[prog.outputs[0]][0]
+
+
+def band_cost(prog: Program, latent_hw, band_rows: int) -> dict:
+    """Peak activation bytes (live tensors, in op order) and MACs, banded against full frame."""
+    heights = heights_of(prog, latent_hw[0])
+    widths = heights_of(prog, latent_hw[1], axis=1) if len(latent_hw) > 1 else {k: 1 for k in heights}
+    full = {name: (0, h) for name, h in heights.items()}
+    peak, macs = 0, 0
+    for win in bands(heights[prog.outputs[0]], band_rows):
+        need = plan_band(prog, heights, win)
+        p, m = _cost(prog, need, widths)
+        peak, macs = max(peak, p), macs + m
+    full_peak, full_macs = _cost(prog, full, widths)
+    return {"band_rows": band_rows, "peak_bytes": peak, "full_frame_peak_bytes": full_peak,
+            "macs": macs, "full_frame_macs": full_macs, "recompute": macs / full_macs - 1 if full_macs else 0.0}
+
+
+def _cost(prog, need, widths):
+    """(peak bytes of the live windows, conv MACs) for one band's windows."""
+    last_use = {name: i for i, op in enumerate(prog.ops) for name in op.inputs}
+    itemsize = {name: np.dtype(t["dtype"]).itemsize * t["channels"] for name, t in prog.tensors.items()}
+    size = {name: itemsize[name] * max(win[1] - win[0], 0) * widths[name] for name, win in need.items()}
+    live = {prog.inputs[0]} if prog.inputs[0] in need else set()
+    peak = macs = 0
+    for i, op in enumerate(prog.ops):
+        if op.output not in need:
+            continue
+        live.add(op.output)
+        peak = max(peak, sum(size[name] for name in live))
+        if op.params:
+            w = prog.arrays[op.params["weight"]]
+            rows = need[op.inputs[0]] if is_transpose(op) else need[op.output]
+            width = widths[op.inputs[0]] if is_transpose(op) else widths[op.output]
+            macs += int(w.size) * max(rows[1] - rows[0], 0) * width
+        live -= {name for name in op.inputs if last_use[name] == i and name not in prog.outputs}
+    return peak, macs
+
+
+def choose_band(prog: Program, latent_hw, max_recompute: float = 0.25) -> dict:
+    """The smallest band (least memory) whose recompute overhead stays within max_recompute."""
+    out_rows = heights_of(prog, latent_hw[0])[prog.outputs[0]]
+    step = max(out_rows // latent_hw[0], 1)   # output rows per latent row
+    for rows in range(step, out_rows + step, step):
+        cost = band_cost(prog, latent_hw, rows)
+        if cost["recompute"] <= max_recompute:
+            return cost
+    return band_cost(prog, latent_hw, out_rows)
