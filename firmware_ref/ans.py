@@ -31,7 +31,7 @@ from bisect import bisect_right
 
 import numpy as np
 
-PRECISION = 24
+PRECISION = 24   # what the toolkit's encoder codes at (constriction's 24-bit models); decoders take the program's
 WORD = 32
 SEAL = 1 << WORD
 COST_BITS = 8                      # costs in units of 2**-8 bit

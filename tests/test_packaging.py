@@ -1,4 +1,5 @@
 """The package works when installed: a wheel in a fresh venv with NumPy alone decodes the zoo's golden streams."""
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,9 +23,13 @@ print("decoded", header.modality, bpgan.decode((ZOO / "bpgan-image-light/export/
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    """Built from a clean copy of the tree: a local build/ folder could carry files deleted since."""
     out = tmp_path_factory.mktemp("wheel")
+    src = out / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "build", "*.egg-info",
+                                                             "__pycache__", ".hypothesis", "decoder-*.so", "*.onnx"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
-                    "--no-build-isolation", "-w", str(out), str(REPO)], check=True, capture_output=True)
+                    "--no-build-isolation", "-w", str(out), str(src)], check=True, capture_output=True)
     (whl,) = out.glob("bpgan_edge-*.whl")
     return whl
 

@@ -26,7 +26,6 @@ import constriction
 from .context import row_contexts, symbol_frequencies
 from .prior import PRECISION_BITS, check_prior
 
-_ANS_PRECISION = 24  # constriction.stream.stack.AnsCoder's models use 24-bit probabilities
 SEAL_WORDS = np.array([0, 1], dtype=np.uint32)  # a stack whose state is 2**32: what sealed coding starts from
 
 
@@ -39,9 +38,7 @@ class EntropyError(ValueError):
 
 
 def _check(table: np.ndarray) -> np.ndarray:
-    if PRECISION_BITS != _ANS_PRECISION:
-        raise EntropyError(f"prior precision {PRECISION_BITS} differs from the coder's {_ANS_PRECISION}")
-    return check_prior(table, PRECISION_BITS)
+    return check_prior(table, PRECISION_BITS)  # constriction's AnsCoder codes 24-bit models: ans.PRECISION
 
 
 def channel_models(table: np.ndarray) -> list:

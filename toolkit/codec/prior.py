@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-PRECISION_BITS = 24  # constriction's default models are 24-bit; entropy.py relies on this
+from bpgan.firmware_ref.ans import PRECISION as PRECISION_BITS  # noqa: F401  (the encoder's precision, stated once)
 PRIOR_FORMAT = "bpgan-prior/1"
 
 
