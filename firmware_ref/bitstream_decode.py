@@ -39,13 +39,13 @@ class StreamModel:
 
 
 def engine_for(prog: Program, engine: Union[str, Engine] = "ref", band_rows: Optional[int] = None) -> Engine:
-    """"ref": the NumPy reference (band_rows: output rows at a time, stripes.py); "tvm": the program
-    folder's decoder-llvm.so; a callable is used as is."""
+    """"ref": the NumPy reference (band_rows: that many output rows at a time through a row cache,
+    stripes.run_streaming); "tvm": the program folder's decoder-llvm.so; a callable is used as is."""
     if callable(engine):
         return engine
     if engine == "ref" and band_rows:
-        from .stripes import run_in_stripes
-        return lambda symbols: run_in_stripes(prog, symbols_to_latent(prog, symbols), band_rows)
+        from .stripes import run_streaming
+        return lambda symbols: run_streaming(prog, symbols_to_latent(prog, symbols), band_rows)
     if engine == "ref":
         return lambda symbols: decode_latent(prog, symbols)
     if engine == "tvm":

@@ -1,5 +1,9 @@
 """Stripe decoding: run a program band by band along its first spatial axis (image rows, speech time).
 
+Two ways, same bytes as full frame: run_in_stripes computes each band independently (halo rows
+recomputed; bands could run in parallel or alone), run_streaming keeps a row cache per tensor (no
+recompute, least memory: what bpgan-decode --band-rows uses).
+
 Each band of output rows is computed from the rows of every tensor that reach it, the receptive-field
 halo, derived from the program op by op (not per model), so the result equals full-frame decoding
 byte for byte while peak activation memory grows with the image width, not its area.
@@ -219,3 +223,67 @@ def choose_band(prog: Program, latent_hw, max_recompute: float = 0.25) -> dict:
         if cost["recompute"] <= max_recompute:
             return cost
     return band_cost(prog, latent_hw, out_rows)
+
+
+class RowCache:
+    """Streaming decoding: every tensor keeps a window of computed rows; nothing is computed twice.
+
+    Output bands are requested in order, so every tensor's requested windows only move forward: a
+    tensor computes just the rows past those it holds, and drops the rows no consumer can ask for
+    again (below the lowest window its consumers asked for last). Memory is the halo plus a band per
+    tensor, with no recompute; the result equals full-frame decoding byte for byte.
+    """
+
+    def __init__(self, prog: Program, x: np.ndarray):
+        self.prog, self.heights = prog, heights_of(prog, x.shape[2])
+        self.producer = {op.output: op for op in prog.ops}
+        self.consumers = {name: [op for op in prog.ops if name in op.inputs] for name in prog.tensors}
+        self.held = {prog.inputs[0]: (x, (0, x.shape[2]))}
+        self.asked: Dict[Tuple[str, str], int] = {}   # (tensor, consumer) -> lowest row it asked for last
+        self.peak_bytes = 0
+
+    def rows(self, name: str, want: Window, consumer: str) -> Tuple[np.ndarray, Window]:
+        """The held window of `name` covering `want` (computing what is missing), for `consumer`."""
+        self.asked[(name, consumer)] = want[0]
+        if name not in self.held or self.held[name][1][1] < want[1]:
+            self._extend(name, want[1])
+        return self.held[name]
+
+    def _extend(self, name: str, hi: int) -> None:
+        op = self.producer[name]
+        old, (lo, have_hi) = self.held.get(name, (None, (0, 0)))
+        todo = (have_hi, hi)
+        wins = ROW_MAPS[op.kind][0](self.prog, op, todo, self.heights)
+        ins = [self.rows(i, w, op.output) for i, w in zip(op.inputs, wins)]
+        new = ROW_MAPS[op.kind][1](self.prog, op, [a for a, _ in ins], [h for _, h in ins], todo, self.heights)
+        data = new if old is None else np.concatenate([old, new], axis=2)
+        self.held[name] = (data, (lo, hi))
+        self._trim(op.inputs)
+        self.peak_bytes = max(self.peak_bytes, sum(a.nbytes for a, _ in self.held.values()))
+
+    def _trim(self, names) -> None:
+        for name in set(names):
+            users = self.consumers[name]
+            if name in self.prog.outputs or any((name, u.output) not in self.asked for u in users):
+                continue
+            floor = min(self.asked[(name, u.output)] for u in users)
+            data, (lo, hi) = self.held[name]
+            if floor > lo:
+                self.held[name] = (data[:, :, floor - lo:], (floor, hi))
+
+
+def run_streaming(prog: Program, latent: np.ndarray, band_rows: int, stats: dict = None) -> np.ndarray:
+    """The program's output, band_rows output rows at a time, each row of each tensor computed once."""
+    if len(prog.inputs) != 1 or len(prog.outputs) != 1 or band_rows < 1:
+        raise ProgramError("streaming takes programs with one input and one output, and band rows >= 1")
+    from .decoder import check_input
+    cache = RowCache(prog, check_input(prog, prog.inputs[0], latent))
+    out = prog.outputs[0]
+    parts = []
+    for win in bands(cache.heights[out], band_rows):
+        data, (lo, _) = cache.rows(out, win, "")
+        parts.append(data[:, :, win[0] - lo:win[1] - lo])
+        cache.held[out] = (data[:, :, win[1] - lo:], (win[1], win[1]))  # the caller took these rows
+    if stats is not None:
+        stats["peak_bytes"] = cache.peak_bytes
+    return np.concatenate(parts, axis=2)

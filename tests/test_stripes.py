@@ -5,7 +5,7 @@ import pytest
 from bpgan.firmware_ref.decoder import run_program, symbols_to_latent
 from bpgan.firmware_ref.ops import REGISTRY
 from bpgan.firmware_ref.program import load_program
-from bpgan.firmware_ref.stripes import ROW_MAPS, band_cost, choose_band, heights_of, run_in_stripes
+from bpgan.firmware_ref.stripes import ROW_MAPS, band_cost, choose_band, heights_of, run_in_stripes, run_streaming
 from bpgan.toolkit.cli.decode import main as decode_main
 from conftest import REPO
 from test_export_tvm import pixel_shuffle_program, program_1d, program_2d, random_input
@@ -23,12 +23,13 @@ def test_every_op_kind_has_a_row_map():
     (program_1d, [(1, 2, 1), (1, 2, 9), (1, 2, 17)]),                            # 1-D: bands along time
 ])
 @pytest.mark.parametrize("band_rows", [1, 2, 3, 5, 1000])
-def test_bands_equal_the_full_frame_on_every_op_kind(make, shapes, band_rows):
+@pytest.mark.parametrize("run", [run_in_stripes, run_streaming])
+def test_bands_equal_the_full_frame_on_every_op_kind(make, shapes, band_rows, run):
     prog = make()
     for i, shape in enumerate(shapes):
         x = random_input(prog, shape, i)
         want = run_program(prog, x)[prog.outputs[0]]
-        got = run_in_stripes(prog, x, band_rows)
+        got = run(prog, x, band_rows)
         assert got.dtype == want.dtype and np.array_equal(got, want), shape
 
 
@@ -44,6 +45,7 @@ def test_the_shipped_models_decode_identically_in_bands(name, latents):
         want = run_program(prog, lat)[prog.outputs[0]]
         for rows in (1, 7, 16, 48, 10 ** 6):
             assert np.array_equal(run_in_stripes(prog, lat, rows), want), (hw, rows)
+            assert np.array_equal(run_streaming(prog, lat, rows), want), (hw, rows)
 
 
 def test_the_band_plan_bounds_memory_by_the_width():
@@ -66,3 +68,13 @@ def test_bpgan_decode_band_rows_writes_the_same_png(tmp_path):
     assert decode_main([str(golden), "-o", str(tmp_path / "full.png")]) == 0
     assert decode_main([str(golden), "-o", str(tmp_path / "bands.png"), "--band-rows", "16"]) == 0
     assert (tmp_path / "full.png").read_bytes() == (tmp_path / "bands.png").read_bytes()
+
+
+def test_streaming_holds_a_few_rows_per_tensor():
+    """A row cache instead of halo recompute: memory of a band plus the halo rows, nothing computed twice."""
+    prog = load_program(ZOO / "bpgan-image-light" / "export")
+    lat = symbols_to_latent(prog, np.random.default_rng(1).integers(0, 8, (1, 8, 8, 48)))  # 128x768
+    stats = {}
+    want = run_program(prog, lat)[prog.outputs[0]]
+    assert np.array_equal(run_streaming(prog, lat, 4, stats), want)
+    assert stats["peak_bytes"] < 512 * 1024 < band_cost(prog, (8, 48), 128)["full_frame_peak_bytes"]
