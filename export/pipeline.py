@@ -5,6 +5,8 @@ Writes into out_dir:
   program.json, program.npz   the integer program (firmware_ref/program.py)
   test_vectors.npz            latent, symbols, every layer's integer output, final output, provenance
   decoder-<target>.so|.tar    the TVM library (llvm is verified here against the test vectors)
+  c99/                        with --target c99: the standalone C decoder (export/c99), verified here
+                              against the reference on the test-vector stream when a C compiler exists
 """
 import json
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ class ExportReport:
     prior_path: Path = None
     verified_on_host: bool = False
     schedule: str = "auto"
+    c99: object = None   # c99.C99Report for --target c99
 
     def lines(self):
         yield f"integer program {self.out_dir / 'program.json'} ({self.program_hash[:23]}...)"
@@ -53,6 +56,12 @@ class ExportReport:
         yield f"test vectors {self.out_dir / VECTORS_NAME}"
         state = "verified bit-exact against the test vectors" if self.verified_on_host else \
             "cross-compiled; cannot run on this machine, not verified here"
+        if self.c99 is not None:
+            state = "built natively, bit-exact with the reference on the test-vector stream" if self.verified_on_host \
+                else "no C compiler here, not verified"
+            yield (f"C99 decoder {self.library} (arena {self.c99.arena_bytes} bytes for {self.c99.limit}, streams "
+                   f"up to {self.c99.max_stream_bytes} bytes): {state}")
+            return
         kernels = "hand-scheduled blocked kernels" if self.schedule == "auto" else "plain default pipeline"
         yield f"library {self.library} ({kernels}): {state}"
 
@@ -93,9 +102,9 @@ def compare_lsb(ref_int: np.ndarray, fake_quant: np.ndarray, frac_bits: int) -> 
     return {"exact": float((d == 0).mean()), "within_1_lsb": float((d <= 1).mean()), "max_lsb": float(d.max())}
 
 
-def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: str = "auto") -> ExportReport:
-    from .tvm_lower import TARGETS, TvmDecoder, compile_program
-
+def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: str = "auto",
+               c99_limits: dict = None) -> ExportReport:
+    """c99_limits (target c99): max_pixels / max_frames, the largest output the C decoder's arena is planned for."""
     model, blob = load_run_model(run_dir_or_model)
     if blob["quant"] is None:
         raise ValueError(f"stage {blob['stage']!r} is a float model; export needs a quantized stage (qat or later)")
@@ -126,6 +135,15 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
     np.savez(out_dir / VECTORS_NAME, symbols=symbols, latent=latent, output=env[out_name],
              provenance=np.array(json.dumps(provenance, sort_keys=True)),
              **{f"layer/{op.output}": env[op.output] for op in prog.ops})
+
+    if target == "c99":
+        from .c99 import emit_c99, native
+
+        report.c99 = emit_c99(prog, out_dir / "c99", **(c99_limits or {}))
+        report.library = report.c99.out_dir
+        report.verified_on_host = native.verify(prog, report.c99, symbols)
+        return report
+    from .tvm_lower import TARGETS, TvmDecoder, compile_program
 
     report.library = compile_program(prog, target, out_dir, schedule)
     report.schedule = schedule

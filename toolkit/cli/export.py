@@ -1,25 +1,32 @@
-"""bpgan-export RUN_DIR --target llvm|aarch64|c [--out DIR] [--schedule auto|none]: model -> ONNX QCDQ -> integer program -> TVM library.
+"""bpgan-export RUN_DIR --target llvm|aarch64|c|c99 [--out DIR] [--schedule auto|none]: model -> ONNX QCDQ -> integer program -> TVM library.
 
 RUN_DIR is a bpgan-quantize run folder (its last stage is exported) or a model.pt file.
 Writes model.qcdq.onnx, program.json + program.npz, test_vectors.npz and decoder-<target>.so|.tar
 into --out (default RUN_DIR/export). The library holds hand-scheduled channel-blocked kernels
 (VNNI where the CPU has it); --schedule none builds the plain, untuned one (for benchmarks).
+--target c99 writes instead the standalone C decoder into DIR/c99 (bpgan/export/c99: no heap, no
+floating point, one static arena planned for --max-pixels / --max-frames).
 """
 import argparse
 import sys
 import warnings
 
-TARGET_CHOICES = ("llvm", "aarch64", "c")
+TARGET_CHOICES = ("llvm", "aarch64", "c", "c99")
 
 
 def parse(argv):
     p = argparse.ArgumentParser(prog="bpgan-export", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="run folder or model.pt")
     p.add_argument("--target", choices=TARGET_CHOICES, default="llvm",
-                   help="llvm: this machine (verified); aarch64: Linux aarch64 objects (.tar); c: C source (.tar)")
+                   help="llvm: this machine (verified); aarch64: Linux aarch64 objects (.tar); c: TVM C source (.tar); "
+                        "c99: the standalone C decoder (DIR/c99)")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/export)")
     p.add_argument("--schedule", choices=("auto", "none"), default="auto",
                    help="auto: scheduled int8 kernels (default); none: untuned default pipeline")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="c99: largest image the arena is planned for (default 768x512 = 393216)")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="c99: longest speech in mel frames the arena is planned for (default 2500 = 20 s)")
     return p.parse_args(argv)
 
 
@@ -32,7 +39,8 @@ def main(argv=None) -> int:
     from bpgan.firmware_ref.program import ProgramError
 
     try:
-        report = export_run(args.run_dir, args.target, args.out, args.schedule)
+        report = export_run(args.run_dir, args.target, args.out, args.schedule,
+                            {"max_pixels": args.max_pixels, "max_frames": args.max_frames})
     except (AccumulatorOverflow, ProgramError, ValueError, RuntimeError) as e:
         print(f"bpgan-export: error: {e}", file=sys.stderr)
         return 2

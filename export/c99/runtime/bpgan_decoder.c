@@ -1,0 +1,236 @@
+/* bpgan_decoder.c: the decode path of firmware_ref/bitstream_decode.py in C: unpack the .bpg (every
+ * check of firmware_ref/bitstream.py, in its order, both CRC32s), the size limits, the memory plan,
+ * the ANS decoder under the work rules, the symbol table, every op, the crop. A refused stream is one
+ * line in err and a non-zero return; nothing is read or written outside the stream and the arena. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bpgan_internal.h"
+
+/* firmware_ref/bitstream.py: the fixed part (magic .. C), per dim 8 bytes, the tail (length, 2 CRCs). */
+#define BPG_FIXED 28u
+#define BPG_DIM 8u
+#define BPG_TAIL 12u
+#define BPG_HASH_BYTES 16u
+#define BPG_MAX_INPUTS 64u   /* registry: concat takes at most 64 inputs */
+
+int bpg_error(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, BPG_ERR_LEN, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* zlib's CRC-32 (reflected polynomial 0xEDB88320), four bits at a time from a 16-entry table. */
+static uint32_t crc32(const uint8_t *p, size_t n)
+{
+    static const uint32_t table[16] = {
+        0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u, 0x4db26158u, 0x5005713cu,
+        0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu, 0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu,
+    };
+    uint32_t crc = 0xFFFFFFFFu;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ table[crc & 15u];
+        crc = (crc >> 4) ^ table[crc & 15u];
+    }
+    return crc ^ 0xFFFFFFFFu;
+}
+
+static uint32_t le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t le32(const uint8_t *p) { return le16(p) | le16(p + 2) << 16; }
+
+typedef struct {
+    int version, modality;
+    uint32_t ndim, stride, channels, payload_len;
+    uint32_t orig[2], pad[2], lat[2];
+    const uint8_t *payload;
+} bpg_header;
+
+static void hex(char *out, const uint8_t *h)
+{
+    static const char digits[] = "0123456789abcdef";
+    uint32_t i;
+    for (i = 0; i < BPG_HASH_BYTES; i++) {
+        out[2 * i] = digits[h[i] >> 4];
+        out[2 * i + 1] = digits[h[i] & 15u];
+    }
+    out[2 * BPG_HASH_BYTES] = 0;
+}
+
+/* bitstream.unpack + Header.check: bytes -> header and payload, or the first thing wrong. */
+static int unpack(const bpg_model *m, const uint8_t *d, size_t len, bpg_header *h, char *err)
+{
+    uint32_t code, flags, head_len, i, payload_crc;
+    uint64_t symbols;
+    size_t available;
+    if (len < 4 || memcmp(d, "BPGC", 4) != 0)
+        return bpg_error(err, len >= 4 ? "not a bpgan bitstream (wrong magic)" : "truncated bitstream");
+    if (len < BPG_FIXED) return bpg_error(err, "truncated bitstream (header incomplete)");
+    h->version = d[4];
+    code = d[5];
+    h->ndim = d[6];
+    flags = d[7];
+    h->stride = le16(d + 24);
+    h->channels = le16(d + 26);
+    if (h->version != 1 && h->version != 2)
+        return bpg_error(err, "unsupported bitstream version %d (this decoder reads versions 1, 2)", h->version);
+    if (h->ndim != 1 && h->ndim != 2)
+        return bpg_error(err, "corrupt header (bad dimension count %lu)", (unsigned long)h->ndim);
+    head_len = BPG_FIXED + BPG_DIM * h->ndim + BPG_TAIL;
+    if (len < head_len) return bpg_error(err, "truncated bitstream (header incomplete)");
+    h->payload_len = le32(d + head_len - 12);
+    payload_crc = le32(d + head_len - 8);
+    if (crc32(d, head_len - 4) != le32(d + head_len - 4)) return bpg_error(err, "corrupt header (CRC mismatch)");
+    if (flags != 0) return bpg_error(err, "corrupt header (unknown flags 0x%02x)", (unsigned)flags);
+    if (code != BPG_MODALITY_IMAGE && code != BPG_MODALITY_AUDIO)
+        return bpg_error(err, "unknown modality code %lu", (unsigned long)code);
+    h->modality = (int)code;
+    for (i = 0; i < h->ndim; i++) {
+        const uint8_t *p = d + BPG_FIXED + BPG_DIM * i;
+        h->orig[i] = le32(p);
+        h->pad[i] = le16(p + 4);
+        h->lat[i] = le16(p + 6);
+    }
+    if (h->ndim != (code == BPG_MODALITY_IMAGE ? 2u : 1u))
+        return bpg_error(err, "corrupt header (%s needs %d spatial dims)",
+                         code == BPG_MODALITY_IMAGE ? "image" : "audio", code == BPG_MODALITY_IMAGE ? 2 : 1);
+    if (h->stride < 1 || h->channels < 1)
+        return bpg_error(err, "corrupt header (stride or channel count out of range)");
+    symbols = h->channels;
+    for (i = 0; i < h->ndim; i++) {
+        if (h->orig[i] < 1 || h->pad[i] >= h->stride ||
+            (uint64_t)h->orig[i] + h->pad[i] != (uint64_t)h->lat[i] * h->stride)
+            return bpg_error(err, "corrupt header (size %lu + padding %lu is not latent size %lu x stride %lu)",
+                             (unsigned long)h->orig[i], (unsigned long)h->pad[i], (unsigned long)h->lat[i],
+                             (unsigned long)h->stride);
+        symbols *= h->lat[i];
+    }
+    if (symbols > m->max_symbols)
+        return bpg_error(err, "corrupt header (latent exceeds %lu symbols)", (unsigned long)m->max_symbols);
+    if (memcmp(d + 8, m->model_hash, BPG_HASH_BYTES) != 0) {
+        char got[2 * BPG_HASH_BYTES + 1], want[2 * BPG_HASH_BYTES + 1];
+        hex(got, d + 8);
+        hex(want, m->model_hash);
+        return bpg_error(err, "bitstream was made for model %s, not this model %s", got, want);
+    }
+    available = len - head_len;
+    if (available < h->payload_len)
+        return bpg_error(err, "truncated bitstream (payload %lu of %lu bytes)", (unsigned long)available,
+                         (unsigned long)h->payload_len);
+    if (available > h->payload_len)
+        return bpg_error(err, "%lu bytes of trailing garbage after the payload",
+                         (unsigned long)(available - h->payload_len));
+    h->payload = d + head_len;
+    if (crc32(h->payload, h->payload_len) != payload_crc) return bpg_error(err, "corrupt payload (CRC mismatch)");
+    return 0;
+}
+
+/* bitstream.output_size: the generator's output size for this header, within this build's limits. */
+static int output_size(const bpg_model *m, const bpg_header *h, bpg_shape *size, char *err)
+{
+    if (h->modality == BPG_MODALITY_IMAGE) {
+        if (m->downsample && h->stride != m->downsample)
+            return bpg_error(err, "bitstream stride %lu differs from the model's %lu", (unsigned long)h->stride,
+                             (unsigned long)m->downsample);
+        size->h = h->lat[0] * h->stride;
+        size->w = h->lat[1] * h->stride;
+        if ((uint64_t)size->h * size->w > m->max_pixels)
+            return bpg_error(err, "image of %lux%lu pixels exceeds the decoder limit of %lu pixels",
+                             (unsigned long)size->w, (unsigned long)size->h, (unsigned long)m->max_pixels);
+        return 0;
+    }
+    if (m->downsample && (uint64_t)h->stride != (uint64_t)m->downsample * m->audio_hop)
+        return bpg_error(err, "bitstream stride %lu samples differs from the model's %lu", (unsigned long)h->stride,
+                         (unsigned long)(m->downsample * m->audio_hop));
+    if (h->stride % m->audio_hop)
+        return bpg_error(err, "bitstream stride %lu is not a whole number of %lu-sample frames",
+                         (unsigned long)h->stride, (unsigned long)m->audio_hop);
+    size->h = 1;
+    size->w = h->lat[0] * (h->stride / m->audio_hop);
+    if (size->w > m->max_frames)
+        return bpg_error(err, "%lu mel frames exceed the decoder limit %lu", (unsigned long)size->w,
+                         (unsigned long)m->max_frames);
+    return 0;
+}
+
+static bpg_view view_of(const bpg_model *m, uint32_t t)
+{
+    bpg_view v;
+    v.data = m->arena + m->slots[t].offset;
+    v.dtype = m->tensors[t].dtype;
+    v.c = m->tensors[t].channels;
+    v.h = m->shapes[t].h;
+    v.w = m->shapes[t].w;
+    return v;
+}
+
+int bpg_decode(const uint8_t *stream, size_t len, bpg_output *out, char err[BPG_ERR_LEN])
+{
+    const bpg_model *m = &bpg_model_data;
+    bpg_header h;
+    bpg_shape size = {0, 0}, latent;
+    bpg_view xs[BPG_MAX_INPUTS], y;
+    uint8_t *symbols;
+    uint64_t i, count;
+    uint32_t k;
+    memset(&h, 0, sizeof h);
+    if (unpack(m, stream, len, &h, err)) return 1;
+    if (h.channels != m->latent_channels)
+        return bpg_error(err, "bitstream has %lu latent channels, the model %lu", (unsigned long)h.channels,
+                         (unsigned long)m->latent_channels);
+    if (m->contexts && h.modality != BPG_MODALITY_IMAGE)
+        return bpg_error(err, "a context prior codes (C, h, w) image latents, not audio");
+    if (output_size(m, &h, &size, err)) return 1;   /* size limits before any decoding work */
+    if ((int)h.ndim != m->spatial_dims)
+        return bpg_error(err, "this decoder's program decodes %s streams", m->spatial_dims == 2 ? "image" : "audio");
+    latent.h = h.ndim == 2 ? h.lat[0] : 1;
+    latent.w = h.ndim == 2 ? h.lat[1] : h.lat[0];
+    if (bpg_plan(m, latent, err)) return 1;
+    symbols = m->arena + m->slots[m->input].offset;
+    count = (uint64_t)h.channels * latent.h * latent.w;
+    if (bpg_ans_decode(m, h.payload, h.payload_len, h.version >= 2, h.channels, (uint64_t)latent.h * latent.w,
+                       latent.w, symbols, err))
+        return 1;
+    for (i = 0; i < count; i++)   /* decoder.symbols_to_latent, in place: symbol j -> table[j] (int8) */
+        ((int8_t *)symbols)[i] = m->symbol_table[symbols[i]];
+    for (k = 0; k < m->n_ops; k++) {
+        const bpg_op *op = &m->ops[k];
+        uint16_t j;
+        for (j = 0; j < op->n_inputs; j++) xs[j] = view_of(m, op->inputs[j]);
+        y = view_of(m, op->output);
+        bpg_kernels[op->kind](op, xs, &y, (int32_t *)(void *)(m->arena + m->slots[m->n_tensors + k].offset));
+    }
+    y = view_of(m, m->output);
+    if (y.h != size.h || y.w != size.w)
+        return bpg_error(err, "decoder produced (1, %lu, %lu, %lu), the header implies (%lu, %lu)", (unsigned long)y.c,
+                         (unsigned long)y.h, (unsigned long)y.w, (unsigned long)size.h, (unsigned long)size.w);
+    out->modality = h.modality;
+    out->channels = y.c;
+    out->full_rows = y.h;
+    out->full_cols = y.w;
+    out->rows = h.modality == BPG_MODALITY_IMAGE ? h.orig[0] : 1;
+    out->cols = h.modality == BPG_MODALITY_IMAGE ? h.orig[1] : (h.orig[0] + m->audio_hop - 1) / m->audio_hop;
+    out->dtype = y.dtype;
+    out->frac_bits = m->out_frac_bits;
+    out->data = y.data;
+    return 0;
+}
+
+int32_t bpg_output_at(const bpg_output *out, uint32_t c, uint32_t row, uint32_t col)
+{
+    return bpg_load(out->data, out->dtype, ((uint64_t)c * out->full_rows + row) * out->full_cols + col);
+}
+
+uint8_t bpg_pixel(int32_t y)
+{
+    const bpg_model *m = &bpg_model_data;
+    return (uint8_t)bpg_clamp(bpg_rounding_shift(((int64_t)y + m->pixel_one) * 255, &m->pixel_shift), 0, 255);
+}
+
+size_t bpg_max_stream_bytes(void) { return bpg_model_data.max_stream_bytes; }
+size_t bpg_arena_bytes(void) { return (size_t)bpg_model_data.arena_bytes; }
