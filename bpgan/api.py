@@ -2,7 +2,8 @@
 
 Every call goes through the same functions as the command-line tools: encoding through the codec
 (toolkit/codec, toolkit/audio), decoding through firmware_ref.decode_bitstream, the one decode path,
-then the modality glue (integer pixel conversion; for speech, Griffin-Lim after the bit-exact int8 mel).
+then the modality glue (integer pixel conversion; for speech, the integer Griffin-Lim back end of
+firmware_ref/speech.py after the bit-exact int8 mel, so the samples too are identical everywhere).
 Errors are ValueErrors with one-line messages (BitstreamError, ProgramError, ImageError, ...).
 """
 from dataclasses import dataclass, field
@@ -117,9 +118,11 @@ def decode_integers(data: bytes, model: Optional[Model] = None, engine: str = "r
 
 
 def decode(data: bytes, model: Optional[Model] = None, engine: str = "ref",
-           max_pixels: int = MAX_DECODE_PIXELS) -> np.ndarray:
-    """bytes -> (H, W, 3) uint8 pixels, or for speech float32 samples at 8 kHz (Griffin-Lim, float).
+           max_pixels: int = MAX_DECODE_PIXELS, float_backend: bool = False) -> np.ndarray:
+    """bytes -> (H, W, 3) uint8 pixels, or for speech float32 samples at 8 kHz.
 
+    Speech: the integer back end's PCM16 / 32768 (exact; 32 Griffin-Lim iterations), or with
+    float_backend=True librosa's float Griffin-Lim (mel.py mel_to_wav, may differ across machines).
     Without a model the shipped model whose hash the stream carries decodes it."""
     if model is None:
         model = model_for_stream(data)
@@ -127,8 +130,8 @@ def decode(data: bytes, model: Optional[Model] = None, engine: str = "ref",
     prog = model.program()
     if header.modality == "image":
         return to_hwc_image(y, prog.fmt(prog.outputs[0])[1])
-    from bpgan.toolkit.audio.mel import int8_to_unit, mel_to_wav
-    return mel_to_wav(int8_to_unit(y[0], prog.fmt(prog.outputs[0])[1]), header.original_size[0])
+    from bpgan.toolkit.audio.backend import codes_to_samples
+    return codes_to_samples(y[0], header.original_size[0], float_backend=float_backend)
 
 
 def model_for_stream(data: bytes, hint: str = "pass model=bpgan.load_model(...)") -> Model:

@@ -21,8 +21,7 @@ from ..codec.codec import Encoded, Engine, latent_indices
 from ..codec.fingerprint import model_hash as compute_model_hash
 from ..codec.prior import PRECISION_BITS
 from ..codec.search import SearchConfig, latent_search
-from ..quant.quantizers import OUTPUT_FRAC_BITS
-from .mel import GRIFFIN_LIM_ITERS, HOP, int8_to_unit, mel_to_wav, pad_frames, wav_to_mel
+from .mel import GRIFFIN_LIM_ITERS, HOP, pad_frames, wav_to_mel
 from .wav import SAMPLE_RATE, LoadedAudio
 
 
@@ -72,11 +71,12 @@ def decode_mel(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine
 
 
 def decode_audio(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine, stride: Optional[int] = None,
-                 iters: int = GRIFFIN_LIM_ITERS) -> Tuple[Header, np.ndarray, np.ndarray]:
-    """Bitstream -> (Header, int8 mel (64, T), float32 samples at 8 kHz via Griffin-Lim)."""
+                 iters: int = GRIFFIN_LIM_ITERS, float_backend: bool = False) -> Tuple[Header, np.ndarray, np.ndarray]:
+    """Bitstream -> (Header, int8 mel (64, T), float32 samples at 8 kHz): the integer back end that
+    bpgan-decode writes (firmware_ref/speech.py), or with float_backend librosa's Griffin-Lim (mel.py)."""
+    from .backend import codes_to_samples
     header, mel_codes = decode_mel(data, prior, model_hash, engine, stride)
-    samples = mel_to_wav(int8_to_unit(mel_codes, OUTPUT_FRAC_BITS), header.original_size[0], iters)
-    return header, mel_codes, samples
+    return header, mel_codes, codes_to_samples(mel_codes, header.original_size[0], iters, float_backend)
 
 
 def bits_per_second(num_bytes: int, num_samples: int) -> float:

@@ -2,7 +2,9 @@
 
 Encode prints the stream size, bit/s (real file size, header included, over the clip's duration),
 the mel LSD of the decoded mel (the integer contract) and, after Griffin-Lim, PESQ-NB and STOI.
-Decode writes a 16-bit 8 kHz WAV (or .npz with the int8 mel codes, the bit-exact part).
+Decode writes a 16-bit 8 kHz WAV (or .npz with the int8 mel codes, the bit-exact part). The WAV comes
+from the integer back end (firmware_ref/speech.py: NNLS mel inversion + Griffin-Lim on integers, the
+same bytes on every machine); float_backend=True keeps the librosa one (mel.py mel_to_wav).
 """
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import numpy as np
 
 from ..quant.quantizers import OUTPUT_FRAC_BITS
 from .codec import bits_per_second, decode_audio, encode_audio, samples_per_step
-from .mel import GRIFFIN_LIM_ITERS, int8_to_unit, mel_to_wav
+from .mel import GRIFFIN_LIM_ITERS, int8_to_unit
 from .wav import SAMPLE_RATE, read_audio, write_wav
 
 
@@ -40,24 +42,28 @@ def encode_wav(prog: str, args, model, prior, mhash, search, engine, engine_name
               f"mel MSE {enc.search.encoder_loss:.5f} -> {enc.search.best_loss:.5f}")
 
 
-def write_decoded(path: Path, codes: np.ndarray, num_samples: int, iters: int = GRIFFIN_LIM_ITERS) -> str:
-    """int8 mel codes (64, T) -> .wav (Griffin-Lim, float post-processing) or .npz (the codes themselves)."""
+def write_decoded(path: Path, codes: np.ndarray, num_samples: int, iters: int = GRIFFIN_LIM_ITERS,
+                  float_backend: bool = False) -> str:
+    """int8 mel codes (64, T) -> .wav (integer Griffin-Lim, or librosa's in float) or .npz (the codes themselves)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".wav":
-        write_wav(path, mel_to_wav(int8_to_unit(codes, OUTPUT_FRAC_BITS), num_samples, iters))
-        return f"{num_samples / SAMPLE_RATE:.2f} s of 16-bit {SAMPLE_RATE} Hz audio, Griffin-Lim {iters} iterations"
+        from .backend import codes_to_samples
+        write_wav(path, codes_to_samples(codes, num_samples, iters, float_backend))  # PCM16 / 32768: exact
+        return (f"{num_samples / SAMPLE_RATE:.2f} s of 16-bit {SAMPLE_RATE} Hz audio, "
+                f"{'float' if float_backend else 'integer'} Griffin-Lim {iters} iterations")
     if path.suffix.lower() == ".npz":
         np.savez(path, mel=codes, frac_bits=np.int64(OUTPUT_FRAC_BITS), num_samples=np.int64(num_samples))
         return f"int8 mel codes {codes.shape}"
     raise ValueError(f"output {path.name}: an audio stream decodes to .wav or .npz")
 
 
-def decode_stream(data: bytes, prog, engine, output: Path, iters: int = GRIFFIN_LIM_ITERS) -> str:
+def decode_stream(data: bytes, prog, engine, output: Path, iters: int = GRIFFIN_LIM_ITERS,
+                  float_backend: bool = False) -> str:
     """An audio bitstream -> output file through an integer engine, with the prior and hash the program carries."""
     from .codec import decode_mel
     from .mel import HOP
 
     stride = int(prog.meta.get("config", {}).get("downsample", 8)) * HOP
     header, codes = decode_mel(data, prog.prior(), prog.model_hash(), engine, stride)
-    return write_decoded(output, codes, header.original_size[0], iters)
+    return write_decoded(output, codes, header.original_size[0], iters, float_backend)

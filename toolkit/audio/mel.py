@@ -21,7 +21,7 @@ from .wav import SAMPLE_RATE
 
 N_FFT, N_MELS = 256, 64
 DB_FLOOR, DB_CEIL = -80.0, 20.0
-GRIFFIN_LIM_ITERS = 32
+from bpgan.firmware_ref.speech import GRIFFIN_LIM_ITERS  # noqa: E402,F401  (one constant for both back ends)
 
 
 def num_frames(num_samples: int) -> int:

@@ -1,4 +1,4 @@
-"""bpgan-decode [RUN_OR_PROGRAM] IN.bpg|latent.npz -o out.png|out.wav [--engine ref|tvm] [--max-pixels N]: bitstream -> image or speech.
+"""bpgan-decode [RUN_OR_PROGRAM] IN.bpg|latent.npz -o out.png|out.wav [--engine ref|tvm] [--max-pixels N] [--float-backend]: bitstream -> image or speech.
 
 Without RUN_OR_PROGRAM a bitstream is decoded by the shipped model (zoo/) whose model hash it carries.
 
@@ -6,8 +6,9 @@ IN.bpg: a bitstream from bpgan-encode; firmware_ref.decode_bitstream (the one de
 against the program's model hash, entropy decodes it with the program's prior under the work rules
 (a stream whose payload cannot carry its latent, or an image over --max-pixels, is refused before
 decoding), runs the chosen engine and crops to the original size. An audio
-stream decodes to its int8 mel (bit-exact), then to a 16-bit 8 kHz .wav by Griffin-Lim (float
-post-processing), or to .npz holding the int8 mel itself.
+stream decodes to its int8 mel (bit-exact), then to a 16-bit 8 kHz .wav by the integer back end
+(firmware_ref/speech.py: NNLS mel inversion + Griffin-Lim on integers, bit-exact too; --float-backend:
+librosa's float Griffin-Lim instead), or to .npz holding the int8 mel itself.
 
 PROGRAM_OR_RUN_DIR: a folder holding program.json (what bpgan-export writes) or a run folder
 (its export/ subfolder is used). latent.npz holds `latent` (int8) or `symbols` (indices into the
@@ -35,6 +36,8 @@ def parse(argv):
     p.add_argument("-o", "--output", required=True, help="output .png or .npz (images), .wav or .npz (audio)")
     p.add_argument("--engine", choices=ENGINES, default="ref", help="ref: NumPy reference; tvm: decoder-llvm.so")
     p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations")
+    p.add_argument("--float-backend", action="store_true",
+                   help="audio: librosa's float Griffin-Lim (mel.py) instead of the integer back end")
     p.add_argument("--band-rows", type=int, default=None,
                    help="ref engine: decode this many output rows at a time (bounded memory, same bytes)")
     p.add_argument("--max-pixels", type=int, default=MAX_DECODE_PIXELS,
@@ -111,7 +114,7 @@ def write_output(path: Path, y: np.ndarray, frac_bits: int) -> None:
 
 
 def decode_stream_file(path: Path, prog, engine: str, output: Path, iters: int = 32,
-                       max_pixels: int = MAX_DECODE_PIXELS, band_rows=None) -> str:
+                       max_pixels: int = MAX_DECODE_PIXELS, band_rows=None, float_backend: bool = False) -> str:
     """Bitstream -> PNG (or WAV / .npz for speech) through the API's decode path; returns what was written."""
     from bpgan.api import Model, decode_integers
     from bpgan.firmware_ref.image import to_hwc_image
@@ -123,7 +126,7 @@ def decode_stream_file(path: Path, prog, engine: str, output: Path, iters: int =
     header, y = decode_integers(path.read_bytes(), Model(prog.source, prog), engine, max_pixels, band_rows)
     if header.modality == "audio":
         from ..audio.commands import write_decoded
-        return write_decoded(output, y[0], header.original_size[0], iters)
+        return write_decoded(output, y[0], header.original_size[0], iters, float_backend)
     if output.suffix.lower() != ".png":
         raise ValueError(f"output {output.name}: a bitstream decodes to .png")
     pixels = to_hwc_image(y, prog.fmt(prog.outputs[0])[1])
@@ -143,7 +146,7 @@ def main(argv=None) -> int:
         prog = load_program(program_dir(Path(args.program)))
         if Path(args.latent).suffix.lower() != ".npz":
             what = decode_stream_file(Path(args.latent), prog, args.engine, Path(args.output), args.gl_iters,
-                                      args.max_pixels, args.band_rows)
+                                      args.max_pixels, args.band_rows, args.float_backend)
             print(f"bpgan-decode: {args.output} ({args.engine}, {what})")
             return 0
         latent = read_latent(Path(args.latent), prog)
