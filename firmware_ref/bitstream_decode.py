@@ -31,11 +31,14 @@ class StreamModel:
     precision_bits: int = 24
     downsample: Optional[int] = None     # latent step in output steps (pixels, mel frames); None: unchecked
     out_channels: Optional[int] = None
+    modality: Optional[str] = None       # "image" or "audio"; None: unchecked
 
     @classmethod
     def of(cls, prog: Program) -> "StreamModel":
+        modality = "audio" if any(op.kind.endswith("1d") for op in prog.ops) else "image"
         return cls(prog.prior(), prog.model_hash(), prog.prior_precision_bits(),
-                   prog.meta.get("config", {}).get("downsample"), prog.tensors[prog.outputs[0]].get("channels"))
+                   prog.meta.get("config", {}).get("downsample"), prog.tensors[prog.outputs[0]].get("channels"),
+                   modality)
 
 
 def engine_for(prog: Program, engine: Union[str, Engine] = "ref", band_rows: Optional[int] = None) -> Engine:
@@ -66,6 +69,8 @@ def _no_source():
 def read_symbols(model: StreamModel, data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
     """bytes -> (Header, symbols (C, ...) int64): every header check, then ANS under the work rules."""
     header, payload = unpack(data, model.model_hash)
+    if model.modality is not None and header.modality != model.modality:
+        raise BitstreamError(f"bitstream holds {header.modality}; this model decodes {model.modality} streams")
     table = model.prior
     if header.latent_shape[0] != table.shape[0]:
         raise BitstreamError(f"bitstream has {header.latent_shape[0]} latent channels, the model {table.shape[0]}")

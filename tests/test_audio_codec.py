@@ -97,7 +97,7 @@ def test_an_image_bitstream_or_a_foreign_model_is_refused(run):
     mhash = model_hash(model, prior)
     symbols = np.zeros((model.cfg.latent_channels, 2, 3), np.int64)
     image = write_bitstream(Header("image", mhash, 16, (32, 48), (0, 0), symbols.shape), symbols, prior)
-    with pytest.raises(BitstreamError, match="not audio"):
+    with pytest.raises(BitstreamError, match="holds image; this model decodes audio streams"):
         decode_mel(image, prior, mhash, engines["ref"])
     enc, _ = encode_audio(model, prior, to_mono_8k(speech_like(0.3), SAMPLE_RATE), None, mhash)
     with pytest.raises(BitstreamError, match="made for model"):

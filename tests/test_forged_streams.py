@@ -143,3 +143,15 @@ def test_version_1_streams_still_decode_and_their_empty_payloads_are_refused(str
         decode_bitstream(prog, write_bitstream(v1, zeros, prog.prior()))
     assert np.array_equal(decode_bitstream(prog, write_bitstream(v2, zeros, prog.prior()))[1],
                           decode_bitstream(prog, write_bitstream(v2, zeros, prog.prior()), "tvm")[1])
+
+
+@pytest.mark.parametrize("name", ["bpgan-image-light", "bpgan-audio-light"])
+def test_a_stream_of_the_other_modality_is_refused_in_one_line(name):
+    """A consistent header of the other modality with this model's hash once reached numpy's unpacking."""
+    from conftest import REPO
+    prog = load_program(REPO / "zoo" / name / "export")
+    data = (REPO / "zoo" / name / "export" / "golden.bpg").read_bytes()
+    other = forge("other_modality", data, np.random.default_rng(0))
+    assert unpack(other)[0].modality != unpack(data)[0].modality
+    with pytest.raises(BitstreamError, match="this model decodes"):
+        decode_bitstream(prog, other)

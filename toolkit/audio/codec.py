@@ -16,7 +16,7 @@ import torch
 
 from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_with
 
-from ..codec.bitstream import BitstreamError, Header, unpack, write_bitstream
+from ..codec.bitstream import Header, write_bitstream
 from ..codec.codec import Encoded, Engine, latent_indices
 from ..codec.fingerprint import model_hash as compute_model_hash
 from ..codec.prior import PRECISION_BITS
@@ -63,9 +63,7 @@ def encode_audio(model, prior: np.ndarray, audio: LoadedAudio, search: Optional[
 def decode_mel(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine,
                stride: Optional[int] = None) -> Tuple[Header, np.ndarray]:
     """Bitstream -> (Header, int8 mel codes (64, T)): the bit-exact part. BitstreamError on any bad stream."""
-    if unpack(data, model_hash)[0].modality != "audio":
-        raise BitstreamError("bitstream holds an image, not audio")
-    model = StreamModel(prior, model_hash, PRECISION_BITS, None if stride is None else stride // HOP)
+    model = StreamModel(prior, model_hash, PRECISION_BITS, None if stride is None else stride // HOP, None, "audio")
     header, y = decode_with(model, data, engine)  # firmware_ref's one decode path, cropped to the clip
     return header, y[0]
 

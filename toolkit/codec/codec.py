@@ -15,7 +15,7 @@ import torch
 from bpgan.firmware_ref.bitstream import MAX_DECODE_PIXELS
 from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_with
 
-from .bitstream import BitstreamError, Header, unpack, write_bitstream
+from .bitstream import Header, write_bitstream
 from .context import estimate_context_prior
 from .fingerprint import model_hash as compute_model_hash
 from .image_io import LoadedImage, int8_to_pixels, output_to_int8
@@ -77,9 +77,8 @@ def torch_engine(model) -> Engine:
 def decode_image(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine,
                  stride: Optional[int] = None, max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
     """Bitstream -> (Header, (H, W, 3) uint8 pixels). BitstreamError for any stream this model cannot decode."""
-    if unpack(data, model_hash)[0].modality != "image":
-        raise BitstreamError("bitstream holds audio, not an image")
-    header, y = decode_with(StreamModel(prior, model_hash, PRECISION_BITS, stride, 3), data, engine, max_pixels)
+    header, y = decode_with(StreamModel(prior, model_hash, PRECISION_BITS, stride, 3, "image"), data, engine,
+                            max_pixels)
     return header, int8_to_pixels(y)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from bpgan.firmware_ref.bitstream import MAGIC, MODALITIES, Header, pack
 
 KINDS = ("random_header", "random_payload", "flipped_payload", "resized_payload", "claims_more", "empty_payload",
-         "reencoded")
+         "reencoded", "other_modality")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,13 @@ def forge(kind: str, valid: bytes, rng: np.random.Generator, prior=None) -> byte
         return raw_stream(_claim(f, big), payload)
     if kind == "empty_payload":
         return raw_stream(_claim(f, big), b"")
+    if kind == "other_modality":  # a consistent header of the other modality, the same payload
+        audio = header.modality == "image"
+        step = header.stride * (64 if audio else 1) if audio else max(header.stride // 64, 1)
+        n = int(np.prod(header.latent_shape[1:]))
+        dims = ((n * step, 0, n),) if audio else ((step, 0, 1), (n * step, 0, n))
+        return raw_stream(Fields(f.version, MODALITIES["audio" if audio else "image"][0], f.model_hash, step,
+                                 f.channels, dims), payload)
     if kind == "reencoded" and prior is not None:
         from .bitstream import write_bitstream
 
