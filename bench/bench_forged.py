@@ -1,11 +1,14 @@
 """Forged bitstreams through every decoder engine: crashes, hangs and the slowest case.
 
-python bench/bench_forged.py [RUN_OR_EXPORT] [--streams 100000] [--engines ref,tvm] [--hang-s 1.0]
+python bench/bench_forged.py [RUN_OR_EXPORT] [--streams 100000] [--engines ref,tvm,c99] [--hang-s 1.0]
 Each stream is a forgery of toolkit/codec/forgery.py (CRCs recomputed, so the checks behind them run),
 built from a genuine stream of random symbols coded with the program's prior, and decoded by
 firmware_ref.decode_bitstream: the one decode path. A refusal (BitstreamError / ProgramError) is the
 expected outcome; any other exception is a crash, a stream slower than --hang-s a hang. The tvm engine
-uses the export's decoder-llvm.so, compiled into a temporary folder when the export has none.
+uses the export's decoder-llvm.so, compiled into a temporary folder when the export has none. The c99
+engine is the standalone C decoder (bpgan-export --target c99) built natively in a temporary folder and
+run once per stream: exit 0 decodes, exit 1 with one stderr line refuses, anything else (a signal) is a
+crash; its verdict and bytes must equal the reference's.
 Default model: zoo/bpgan-image-light.
 """
 import argparse
@@ -42,6 +45,30 @@ def tvm_engine(prog):
     return lambda symbols: dec(symbols_to_latent(prog, symbols))
 
 
+class C99Engine:
+    """The generated C decoder as a process per stream; raises BitstreamError when it refuses."""
+
+    def __init__(self, prog):
+        from bpgan.export.c99 import emit_c99, native
+        self.native, self.prog = native, prog
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-forged-c99-"))
+        self.report = emit_c99(prog, self.dir / "c99")
+        self.binary = native.build(self.report.out_dir)
+        self.mismatches = 0
+
+    def __call__(self, data: bytes):
+        audio = any(op.kind.endswith("1d") for op in self.prog.ops)
+        r = self.native.run(self.binary, data, self.dir, suffix=".raw" if audio else ".ppm")
+        want = self.native.expected(self.prog, data, self.report.max_pixels)
+        if r.returncode not in (0, 1):
+            raise RuntimeError(f"bpgan_decode exited {r.returncode}: {r.stderr.strip()[:80]}")
+        if (r.returncode == 0) != (want is not None) or (want is not None and r.output != want) or \
+                (r.returncode == 1 and r.stderr.count("\n") != 1):
+            self.mismatches += 1
+        if r.returncode:
+            raise BitstreamError(r.stderr.strip())
+
+
 def genuine_stream(prog, rng) -> bytes:
     """Random symbols at a 4x6 latent (1-D: 24 steps) coded with the program's prior."""
     c, stride = prog.prior().shape[0], int(prog.meta["config"]["downsample"])
@@ -54,7 +81,7 @@ def genuine_stream(prog, rng) -> bytes:
     return write_bitstream(header, rng.integers(0, prog.prior().shape[-1], header.latent_shape), prog.prior())
 
 
-def run(prog, engine, streams: int, hang_s: float, seed: int) -> dict:
+def run(prog, engine, streams: int, hang_s: float, seed: int, stream_decoder=None) -> dict:
     rng = np.random.default_rng(seed)
     valid = genuine_stream(prog, rng)
     verdicts, crashes, hangs = collections.Counter(), [], []
@@ -64,7 +91,10 @@ def run(prog, engine, streams: int, hang_s: float, seed: int) -> dict:
         data = forge(kind, valid, rng, prog.prior())
         t0 = time.perf_counter()
         try:
-            decode_bitstream(prog, data, engine)
+            if stream_decoder is not None:
+                stream_decoder(data)
+            else:
+                decode_bitstream(prog, data, engine)
             verdicts["decoded"] += 1
         except (BitstreamError, ProgramError):
             verdicts["refused"] += 1
@@ -82,7 +112,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?", default=str(REPO / "zoo" / "bpgan-image-light"))
     p.add_argument("--streams", type=int, default=100_000)
-    p.add_argument("--engines", default="ref,tvm")
+    p.add_argument("--engines", default="ref,tvm,c99")
     p.add_argument("--hang-s", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -92,13 +122,16 @@ def main(argv=None) -> int:
     print(f"model: {folder} ({args.streams} forged streams per engine, kinds: {', '.join(KINDS)})")
     bad = 0
     for name in args.engines.split(","):
-        engine = tvm_engine(prog) if name == "tvm" else engine_for(prog, name)
+        c99 = C99Engine(prog) if name == "c99" else None
+        engine = None if c99 else tvm_engine(prog) if name == "tvm" else engine_for(prog, name)
         t0 = time.perf_counter()
-        r = run(prog, engine, args.streams, args.hang_s, args.seed)
+        r = run(prog, engine, args.streams, args.hang_s, args.seed, c99)
         ms, kind, size = r["slowest"]
+        extra = f", verdict or bytes differing from the reference {c99.mismatches}" if c99 else ""
         print(f"{name}: {dict(r['verdicts'])}, crashes {len(r['crashes'])}, hangs (> {args.hang_s} s) "
-              f"{len(r['hangs'])}, slowest {1e3 * ms:.1f} ms ({kind}, {size} bytes), total "
+              f"{len(r['hangs'])}, slowest {1e3 * ms:.1f} ms ({kind}, {size} bytes){extra}, total "
               f"{time.perf_counter() - t0:.0f} s")
+        bad += c99.mismatches if c99 else 0
         for line in r["crashes"][:5]:
             print(f"  crash: {line}")
         bad += len(r["crashes"]) + len(r["hangs"])
