@@ -366,3 +366,36 @@ def test_cortex_m4_bare_metal_under_qemu_system_arm_is_byte_identical(image, tmp
         else:
             assert r.returncode == 0, r.stdout + r.stderr
             assert out.read_bytes() == want
+
+
+@pytest.mark.parametrize("name", ["bpgan-image-light", "bpgan-audio-light"])
+def test_the_shipped_golden_streams_decode_byte_identical_on_every_target(name, tmp_path):
+    """zoo/NAME/export/golden.bpg through the C decoder of the shipped program: native, qemu-user, Cortex-M4."""
+    from bpgan.export.c99 import emit_c99
+    from bpgan.firmware_ref.program import load_program
+    from conftest import REPO
+    prog = load_program(REPO / "zoo" / name / "export")
+    data = (REPO / "zoo" / name / "export" / "golden.bpg").read_bytes()
+    audio = name.endswith("audio-light")
+    suffix = ".raw" if audio else ".ppm"
+    report = emit_c99(prog, tmp_path / "c99", **({"max_frames": 256} if audio else {"max_pixels": 96 * 128}))
+    want = native.expected(prog, data, report.max_pixels)
+    assert want is not None
+    got = native.run(native.build(report.out_dir), data, tmp_path, suffix=suffix)
+    assert got.returncode == 0 and got.output == want
+    ran = ["x86-64"]
+    for arch, (gcc, qemu) in sorted(CROSS.items()):
+        if shutil.which(gcc) and shutil.which(qemu):
+            binary = native.build(report.out_dir, cc=gcc, ldflags="-static", binary=f"bpgan_decode-{arch}")
+            got = native.run(binary, data, tmp_path, (qemu,), suffix)
+            assert got.returncode == 0 and got.output == want, arch
+            ran.append(arch)
+    if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and \
+            list(Path("/usr/lib/arm-none-eabi").glob("**/librdimon.a")):
+        (report.out_dir / "g.bpg").write_bytes(data)
+        r = subprocess.run(["make", "-s", "-C", str(report.out_dir), "qemu-cortex-m", "IN=g.bpg", f"OUT=g{suffix}"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (report.out_dir / f"g{suffix}").read_bytes() == want
+        ran.append("cortex-m4")
+    print(f"{name} golden stream byte-identical on: {', '.join(ran)}")
