@@ -4,7 +4,8 @@ Writes into out_dir:
   model.qcdq.onnx             the standard artifact (onnx.checker passes, ONNX Runtime runs it)
   program.json, program.npz   the integer program (firmware_ref/program.py)
   test_vectors.npz            latent, symbols, every layer's integer output, final output, provenance
-  decoder-<target>.so|.tar    the TVM library (llvm is verified here against the test vectors)
+  decoder-<target>.so|.tar    the TVM library (llvm is verified here against the test vectors, aarch64 under
+                              qemu-aarch64 where it and the cross gcc exist: tvm_qemu)
   c99/                        with --target c99: the standalone C decoder (export/c99), verified here
                               against the reference on the test-vector stream when a C compiler exists
 """
@@ -40,6 +41,7 @@ class ExportReport:
     verified_on_host: bool = False
     schedule: str = "auto"
     c99: object = None   # c99.C99Report for --target c99
+    qemu: str = ""       # aarch64: tvm_qemu.verify's state line (verified under qemu-aarch64, or why not)
 
     def lines(self):
         yield f"integer program {self.out_dir / 'program.json'} ({self.program_hash[:23]}...)"
@@ -55,7 +57,7 @@ class ExportReport:
                     "(bpgan-quantize writes one; or bpgan-encode --prior-from DATA)")
         yield f"test vectors {self.out_dir / VECTORS_NAME}"
         state = "verified bit-exact against the test vectors" if self.verified_on_host else \
-            "cross-compiled; cannot run on this machine, not verified here"
+            (self.qemu or "cross-compiled; cannot run on this machine, not verified here")
         if self.c99 is not None:
             state = "built natively, bit-exact with the reference on the test-vector stream" if self.verified_on_host \
                 else "no C compiler here, not verified"
@@ -152,4 +154,8 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
         if not np.array_equal(got, env[out_name]):
             raise RuntimeError(f"TVM {target} output differs from the reference on the test vectors")
         report.verified_on_host = True
+    elif target == "aarch64":
+        from .tvm_qemu import verify
+
+        report.qemu = verify(report.library, [latent], [env[out_name]])
     return report

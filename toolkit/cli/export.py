@@ -18,7 +18,8 @@ def parse(argv):
     p = argparse.ArgumentParser(prog="bpgan-export", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="run folder or model.pt")
     p.add_argument("--target", choices=TARGET_CHOICES, default="llvm",
-                   help="llvm: this machine (verified); aarch64: Linux aarch64 objects (.tar); c: TVM C source (.tar); "
+                   help="llvm: this machine (verified); aarch64: Linux aarch64 objects (.tar; verified under qemu-aarch64 "
+                        "where it exists); c: TVM C source (.tar); "
                         "c99: the standalone C decoder (DIR/c99)")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/export)")
     p.add_argument("--schedule", choices=("auto", "none"), default="auto",
