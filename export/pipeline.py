@@ -42,6 +42,7 @@ class ExportReport:
     schedule: str = "auto"
     c99: object = None   # c99.C99Report for --target c99
     qemu: str = ""       # aarch64: tvm_qemu.verify's state line (verified under qemu-aarch64, or why not)
+    isa: str = ""        # the kernel family the library was built with (tvm_isa sidecar)
 
     def lines(self):
         yield f"integer program {self.out_dir / 'program.json'} ({self.program_hash[:23]}...)"
@@ -64,7 +65,8 @@ class ExportReport:
             yield (f"C99 decoder {self.library} (arena {self.c99.arena_bytes} bytes for {self.c99.limit}, streams "
                    f"up to {self.c99.max_stream_bytes} bytes): {state}")
             return
-        kernels = "hand-scheduled blocked kernels" if self.schedule == "auto" else "plain default pipeline"
+        kernels = f"hand-scheduled blocked {self.isa} kernels".replace("  ", " ") if self.schedule == "auto" \
+            else "plain default pipeline"
         yield f"library {self.library} ({kernels}): {state}"
 
 
@@ -105,8 +107,9 @@ def compare_lsb(ref_int: np.ndarray, fake_quant: np.ndarray, frac_bits: int) -> 
 
 
 def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: str = "auto",
-               c99_limits: dict = None) -> ExportReport:
-    """c99_limits (target c99): max_pixels / max_frames, the largest output the C decoder's arena is planned for."""
+               c99_limits: dict = None, isa: str = None) -> ExportReport:
+    """c99_limits (target c99): max_pixels / max_frames, the largest output the C decoder's arena is planned for.
+    isa (llvm): vnni | avx2 | generic kernels; None picks the best the target's CPU has (tvm_isa)."""
     model, blob = load_run_model(run_dir_or_model)
     if blob["quant"] is None:
         raise ValueError(f"stage {blob['stage']!r} is a float model; export needs a quantized stage (qat or later)")
@@ -147,7 +150,10 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
         return report
     from .tvm_lower import TARGETS, TvmDecoder, compile_program
 
-    report.library = compile_program(prog, target, out_dir, schedule)
+    report.library = compile_program(prog, target, out_dir, schedule, isa)
+    from .tvm_isa import sidecar_path
+    if sidecar_path(report.library).is_file():
+        report.isa = json.loads(sidecar_path(report.library).read_text()).get("isa") or ""
     report.schedule = schedule
     if TARGETS[target][2]:
         got = TvmDecoder(report.library)(latent)

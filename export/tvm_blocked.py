@@ -1,4 +1,4 @@
-"""Scheduled lowering: convs as channel-blocked VNNI (or vectorized) kernels inside the Relax graph.
+"""Scheduled lowering: convs as channel-blocked kernels of one Isa (tvm_isa: VNNI, AVX2, generic) in the Relax graph.
 
 Tensors between scheduled kernels stay in NCHW16c; the layout changes only at the graph's input and
 output, or in front of an op that has no blocked kernel (pixel shuffle, upsample, concat, clip take
@@ -17,6 +17,7 @@ from bpgan.firmware_ref.program import Op, Program
 from bpgan.firmware_ref.rounding import shift_terms
 
 from . import tvm_kernels as K
+from .tvm_isa import Isa
 from .tvm_schedule import schedule_conv, tiles_for
 
 OPAQUE = {"tir.is_scheduled": True, "op_pattern": 8}
@@ -90,8 +91,8 @@ def schedule_elementwise(func):
 class BlockedLowering:
     """Wraps the plain _Lowering: convs and adds blocked and scheduled, everything else plain."""
 
-    def __init__(self, prog: Program, bb: relax.BlockBuilder, plain, vnni: bool, dims: int = 2):
-        self.prog, self.bb, self.plain, self.vnni, self.dims = prog, bb, plain, vnni, dims
+    def __init__(self, prog: Program, bb: relax.BlockBuilder, plain, isa: Isa, dims: int = 2):
+        self.prog, self.bb, self.plain, self.isa, self.dims = prog, bb, plain, isa, dims
         self.nchw, self.blocked = {}, {}
         self.schedules = {}   # PrimFunc name -> function(PrimFunc) -> scheduled PrimFunc
 
@@ -132,21 +133,20 @@ class BlockedLowering:
             return None  # the plain lowering takes the rest (the packed kernels read 8-bit inputs)
         o = prog.arrays[op.params["weight"]].shape[0 if op.kind == "conv2d" else 1]
         if op.kind == "conv2d" and o <= FEW_CHANNELS and tuple(op.attrs["stride"]) == (1, 1):
-            plan = K.plan_pixel_conv(op, prog)
+            plan = K.plan_pixel_conv(op, prog, self.isa)
             consts = [plan.wq, plan.bias, plan.req.table(o)]
         else:
-            plan = K.plan_phase_conv(op, prog)
+            plan = K.plan_phase_conv(op, prog, self.isa)
             if plan is None or not K.fits_offset(plan):
                 return None
             consts = [plan.wp, plan.bias, plan.req.table(plan.bias.shape[-1])]
-        vnni = self.vnni
 
         def build(x, *cs):  # the te placeholders come from emit_te; scheduling happens after bb.get()
             fn = K.phase_conv_te if isinstance(plan, K.PhaseConv) else K.pixel_conv_te
             return list(fn(x, *cs, plan, tiles_for(plan).tile_x))  # [padded copy, output]
         x = self.get_blocked(op.inputs[0])
         cs = [relax.const(c) for c in consts]
-        y = self._emit_te(build, [self._fresh_shape(x)] + cs, lambda f: schedule_conv(f, plan, vnni),
+        y = self._emit_te(build, [self._fresh_shape(x)] + cs, lambda f: schedule_conv(f, plan),
                           op.name.replace(".", "_"))
         y = self.bb.emit(relax.TupleGetItem(y, 1))
         # back to shapes in the graph's own variables, so concat/add see equal sizes as equal

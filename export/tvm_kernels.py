@@ -7,18 +7,22 @@ PhaseConv (conv2d, and conv_transpose2d whose output is exactly stride x input):
   a transposed conv with kernel k = s*T is s*s small convs ("phases") on the input, each with T x T
   taps and no multiplies by inserted zeros; output pixel s*m + r comes from phase r. A plain conv
   is the one-phase case with an input stride. Output channels in lanes of 16 (VNNI: 16 x int32).
-    acc[ob, m, rh, xm, rw, o] = sum_{a,b,cg,ci} xp[cg//4, m*S+off(rh)+a, xm*S+off(rw)+b, cg%4*4+ci]
-                                                * wp[rh, rw, ob, a, b, cg, o, ci]
+    acc[ob, m, rh, xm, rw, o] = sum_{a,b,cg,ci} xp[cg//(16/g), m*S+off(rh)+a, xm*S+off(rw)+b, cg%(16/g)*g+ci]
+                                                * wp[rh, rw, ob, a, b, cg, o, ci]     (g: the Isa's group)
   (1, OB, Hq, Ph, Wq, Pw, 16) is byte for byte (1, OB, Hq*Ph, Wq*Pw, 16): phases interleave for free.
 
 PixelConv (stride-1 conv2d with few output channels, e.g. RGB): pixels in lanes of 16, the input
-  repacked to NCHW4c so 16 pixels x 4 channels are 64 contiguous bytes, weights broadcast.
+  repacked to NCHW{group}c so 16 pixels x group channels are contiguous, weights broadcast.
+
+The group (4 for VNNI, 2 for AVX2) and the operand dtypes come from the plan's Isa (tvm_isa):
+everything else, the 16 lanes included, is one structure for every ISA.
 
 Each kernel pads its input in a first stage (the copy also does any layout change); the padded
 copy is a second output, so the Relax VM plans and reuses its memory instead of the kernel
-allocating megabytes per call. An int8 input
-becomes x + 128 as uint8 (pad value 128 = zero) and the bias absorbs -128 * sum(w) of each phase:
-exact in int32 when 255 * sum|w| + |bias'| < 2**31, which `fits_offset` checks.
+allocating megabytes per call. For uint8 activation operands (VNNI: vpdpbusd's first source is
+unsigned) an int8 input becomes x + 128 (pad value 128 = zero) and the bias absorbs -128 * sum(w) of
+each phase: exact in int32 when 255 * sum|w| + |bias'| < 2**31, which `fits_offset` checks. int16
+operands (AVX2) hold int8 as it is: no offset.
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -29,7 +33,9 @@ from tvm import te, tirx
 from bpgan.firmware_ref.program import Op, Program
 from bpgan.firmware_ref.rounding import shift_terms
 
-LANES, GROUP = 16, 4  # int32 lanes per vector; uint8 x int8 products summed per lane
+from .tvm_isa import Isa
+
+LANES = 16  # int32 lanes per accumulator (one zmm, two ymm); the products per lane are the Isa's group
 
 
 def ceil_to(v, m):
@@ -80,11 +86,12 @@ class PhaseConv:
     offsets: tuple     # (offh[Ph], offw[Pw]) input row/col offset of each phase in the padded input
     pad_before: tuple  # (top, left) zero rows/cols before the input
     extent: tuple      # (dh, dw): output rows = (H + dh) // S per phase (conv), H (transposed)
-    wp: np.ndarray     # int8 (Ph, Pw, OB, KH', KW', CG, 16, 4)
+    wp: np.ndarray     # isa.w_dtype (Ph, Pw, OB, KH', KW', CG, 16, group)
     bias: np.ndarray   # int32 (Ph, Pw, OB*16), includes the offset correction and folded rounding
     req: Requant
-    signed_input: bool
+    signed_input: bool   # int8 input read as x + 128 (uint8 operands only)
     out_channels: int
+    isa: Isa
 
 
 def _phase_taps(k, s, p, r):
@@ -94,7 +101,12 @@ def _phase_taps(k, s, p, r):
     return q, [i0 + s * (t - 1 - a) for a in range(t)]
 
 
-def plan_phase_conv(op: Op, prog: Program) -> Optional[PhaseConv]:
+def _offset_input(prog: Program, op: Op, isa: Isa) -> bool:
+    """An int8 input needs the +128 offset only when the kernel's activation operand is uint8."""
+    return prog.fmt(op.inputs[0])[0] == "int8" and isa.act_dtype == "uint8"
+
+
+def plan_phase_conv(op: Op, prog: Program, isa: Isa) -> Optional[PhaseConv]:
     """Pack one conv2d / conv_transpose2d; None when it has no phase form (the plain lowering takes it)."""
     w, b = prog.arrays[op.params["weight"]], prog.arrays[op.params["bias"]].astype(np.int64)
     a = op.attrs
@@ -121,11 +133,12 @@ def plan_phase_conv(op: Op, prog: Program) -> Optional[PhaseConv]:
         offsets = (tuple(q - rows[0][0] for q, _ in rows), tuple(q - cols[0][0] for q, _ in cols))
         pad_before, extent = (top, left), None
     ph, pw = phases
-    ob, cg = -(-o // LANES), -(-c // GROUP)
-    full = np.zeros((ph, pw, cg * GROUP, ob * LANES) + taps, np.int64)
+    g = isa.group
+    ob, cg = -(-o // LANES), -(-c // g)
+    full = np.zeros((ph, pw, cg * g, ob * LANES) + taps, np.int64)
     full[:, :, :c, :o] = w_io.reshape(ph, pw, c, o, *taps)
-    wp = full.reshape(ph, pw, cg, GROUP, ob, LANES, *taps).transpose(0, 1, 4, 6, 7, 2, 5, 3)
-    signed = prog.fmt(op.inputs[0])[0] == "int8"
+    wp = full.reshape(ph, pw, cg, g, ob, LANES, *taps).transpose(0, 1, 4, 6, 7, 2, 5, 3)
+    signed = _offset_input(prog, op, isa)
     req = Requant.of(op, prog, o)
     bias = np.zeros((ph, pw, ob * LANES), np.int64)
     bias[:, :, :o] = b
@@ -133,8 +146,8 @@ def plan_phase_conv(op: Op, prog: Program) -> Optional[PhaseConv]:
         bias -= 128 * full.sum(axis=(2, 4, 5))
     if req.fold_rnd() is not None:
         bias[:, :, :o] += req.rnd
-    return PhaseConv(phases, stride, taps, offsets, pad_before, extent, wp.astype(np.int8),
-                     bias.astype(np.int32) if np.abs(bias).max() < 2 ** 31 else None, req, signed, o)
+    return PhaseConv(phases, stride, taps, offsets, pad_before, extent, wp.astype(isa.w_dtype),
+                     bias.astype(np.int32) if np.abs(bias).max() < 2 ** 31 else None, req, signed, o, isa)
 
 
 def fits_offset(plan: PhaseConv) -> bool:
@@ -150,26 +163,27 @@ class PixelConv:
     """A stride-1 conv2d with few output channels, vectorized over 16 pixels."""
     taps: tuple
     padding: tuple     # (top, left, bottom, right)
-    wq: np.ndarray     # int8 (O, KH, KW, CG, 4)
+    wq: np.ndarray     # isa.w_dtype (O, KH, KW, CG, group)
     bias: np.ndarray   # int32 (O,)
     req: Requant
     signed_input: bool
     out_channels: int
+    isa: Isa
 
 
-def plan_pixel_conv(op: Op, prog: Program) -> PixelConv:
+def plan_pixel_conv(op: Op, prog: Program, isa: Isa) -> PixelConv:
     w, b = prog.arrays[op.params["weight"]], prog.arrays[op.params["bias"]].astype(np.int64)
     o, c, kh, kw = w.shape
-    full = np.zeros((o, -(-c // GROUP) * GROUP, kh, kw), np.int64)
+    full = np.zeros((o, -(-c // isa.group) * isa.group, kh, kw), np.int64)
     full[:, :c] = w
-    wq = full.reshape(o, -1, GROUP, kh, kw).transpose(0, 3, 4, 1, 2)
-    signed = prog.fmt(op.inputs[0])[0] == "int8"
+    wq = full.reshape(o, -1, isa.group, kh, kw).transpose(0, 3, 4, 1, 2)
+    signed = _offset_input(prog, op, isa)
     req = Requant.of(op, prog, o)
     bias = b - (128 * full.sum(axis=(1, 2, 3)) if signed else 0)
     if req.fold_rnd() is not None:
         bias = bias + req.rnd
-    return PixelConv((kh, kw), tuple(op.attrs["padding"]), wq.astype(np.int8), bias.astype(np.int32), req,
-                     signed, o)
+    return PixelConv((kh, kw), tuple(op.attrs["padding"]), wq.astype(isa.w_dtype), bias.astype(np.int32), req,
+                     signed, o, isa)
 
 
 def _offset(table, r):
@@ -185,16 +199,16 @@ def _offset(table, r):
     return expr
 
 
-def _pad_stage(x, shape, top, left, signed, channel):
-    """Zero-padded (x + 128 for int8) copy of blocked x in the shape the kernel reads; channel(l...) maps lanes."""
+def _pad_stage(x, shape, top, left, signed, channel, dtype):
+    """Zero-padded copy of blocked x as dtype (x + 128 when signed) in the kernel's shape; channel(g, l) maps lanes."""
     _, _, h, w, _ = x.shape
-    zero = tirx.const(128 if signed else 0, "uint8")
+    zero = tirx.const(128 if signed else 0, dtype)
 
     def f(n, g, y, xx, lane):
         yy, xs = y - top, xx - left
         cb, cl = channel(g, lane)
         v = x[n, cb, yy, xs, cl]
-        v = (v.astype("int32") + 128).astype("uint8") if signed else v
+        v = (v.astype("int32") + 128).astype(dtype) if signed else v.astype(dtype)
         return tirx.if_then_else(tirx.all(yy >= 0, yy < h, xs >= 0, xs < w), v, zero)
     return te.compute(shape, f, name="pad")
 
@@ -203,20 +217,22 @@ def phase_conv_te(x, wp, bias, tab, plan: PhaseConv, tile_x: int):
     """x (1, CB, H, W, 16) -> (padded input, (1, OB, Hq, Ph, Wq, Pw, 16) of the output dtype)."""
     _, cb, h, w, _ = x.shape
     (ph, pw), (sh, sw), (kh, kw), (offh, offw) = plan.phases, plan.stride, plan.taps, plan.offsets
-    ob, cg = wp.shape[2], wp.shape[5]
+    ob, cg, g = wp.shape[2], wp.shape[5], plan.isa.group
     if plan.extent is None:
         hq, wq = h, w
     else:
         hq, wq = (h + plan.extent[0]) // sh + 1, (w + plan.extent[1]) // sw + 1
     wq_r = ceil_to(wq, tile_x)  # whole register tiles: the extra columns read padding, never stored
     hp, wpd = (hq - 1) * sh + max(offh) + kh, (wq_r - 1) * sw + max(offw) + kw
-    xp = _pad_stage(x, (1, cb, hp, wpd, LANES), *plan.pad_before, plan.signed_input, lambda g, l: (g, l))
+    xp = _pad_stage(x, (1, cb, hp, wpd, LANES), *plan.pad_before, plan.signed_input, lambda c, l: (c, l),
+                    plan.isa.act_dtype)
     ra, rb = te.reduce_axis((0, kh), "ra"), te.reduce_axis((0, kw), "rb")
-    rc, ri = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, GROUP), "ri")
+    rc, ri = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, g), "ri")
+    per = LANES // g  # channel groups per 16-lane block
     acc = te.compute(
         (1, ob, hq, ph, wq_r, pw, LANES),
         lambda n, b, m, rh, xm, rw, o: te.sum(
-            xp[n, rc // 4, m * sh + _offset(offh, rh) + ra, xm * sw + _offset(offw, rw) + rb, rc % 4 * 4 + ri]
+            xp[n, rc // per, m * sh + _offset(offh, rh) + ra, xm * sw + _offset(offw, rw) + rb, rc % per * g + ri]
             .astype("int32") * wp[rh, rw, b, ra, rb, rc, o, ri].astype("int32"), axis=[ra, rb, rc, ri]),
         name="acc")
     return xp, te.compute((1, ob, hq, ph, wq, pw, LANES), lambda n, b, m, rh, xm, rw, o: plan.req.apply(
@@ -226,14 +242,14 @@ def phase_conv_te(x, wp, bias, tab, plan: PhaseConv, tile_x: int):
 def pixel_conv_te(x, wq, bias, tab, plan: PixelConv, tile_x: int):
     """x (1, CB, H, W, 16) -> (padded input, (1, O, Ho, Wo) NCHW of the output dtype)."""
     _, cb, h, w, _ = x.shape
-    o, kh, kw, cg, _ = wq.shape
+    o, kh, kw, cg, g = wq.shape
     pt, pl, pb, pr = plan.padding
     ho, wo = h + pt + pb - kh + 1, w + pl + pr - kw + 1
     wo_r = ceil_to(wo, LANES * tile_x)
-    xp = _pad_stage(x, (1, cg, ho + kh - 1, wo_r + kw - 1, GROUP), pt, pl, plan.signed_input,
-                    lambda g, l: ((g * GROUP + l) // LANES, (g * GROUP + l) % LANES))
+    xp = _pad_stage(x, (1, cg, ho + kh - 1, wo_r + kw - 1, g), pt, pl, plan.signed_input,
+                    lambda c, l: ((c * g + l) // LANES, (c * g + l) % LANES), plan.isa.act_dtype)
     ra, rb = te.reduce_axis((0, kh), "ra"), te.reduce_axis((0, kw), "rb")
-    rc, ri = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, GROUP), "ri")
+    rc, ri = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, g), "ri")
     acc = te.compute((1, o, ho, wo_r), lambda n, c, y, xx: te.sum(
         xp[n, rc, y + ra, xx + rb, ri].astype("int32") * wq[c, ra, rb, rc, ri].astype("int32"),
         axis=[ra, rb, rc, ri]), name="acc")

@@ -6,6 +6,7 @@ one library decodes any latent size. The overflow proof runs first: a program wh
 could leave int32 is refused before any code is generated.
 """
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import tvm
@@ -16,6 +17,8 @@ from bpgan.firmware_ref.bounds import prove_no_overflow
 from bpgan.firmware_ref.ops import REGISTRY
 from bpgan.firmware_ref.program import Program, ProgramError
 from bpgan.firmware_ref.rounding import shift_terms
+
+from .tvm_isa import ISAS, check_cpu, llvm_mcpu, pick_isa, write_sidecar
 
 # name -> (Target spec, library file, runs on this machine)
 TARGETS = {
@@ -113,11 +116,12 @@ LOWERINGS = {"conv2d": _Lowering.conv, "conv1d": _Lowering.conv, "conv_transpose
 assert set(LOWERINGS) <= set(REGISTRY), "a TVM lowering for a kind the registry does not define"
 
 
-def to_relax(prog: Program, spatial_dims: int = 2, vnni=None) -> tvm.IRModule:
+def to_relax(prog: Program, spatial_dims: int = 2, isa=None) -> tvm.IRModule:
     """main(inputs...) -> output (a tuple for several outputs), integer ops only; batch 1, spatial dims symbolic.
 
-    vnni None: plain Relax ops (default pipeline, untuned). True/False: convs (1-D ones as height-1
-    2-D convs) and adds as scheduled channel-blocked kernels (tvm_blocked), with or without VNNI."""
+    isa None: plain Relax ops (default pipeline, untuned). An Isa or its name (tvm_isa.ISAS: vnni,
+    avx2, generic): convs (1-D ones as height-1 2-D convs) and adds as scheduled channel-blocked
+    kernels (tvm_blocked) built on that ISA's dot-product intrinsic."""
     prove_no_overflow(prog)
     spatial = [tvm.tirx.Var(v, "int64") for v in "hw"[:spatial_dims]]
     xs = [relax.Var(name, relax.TensorType([1, prog.tensors[name]["channels"], *spatial], prog.fmt(name)[0]))
@@ -126,9 +130,9 @@ def to_relax(prog: Program, spatial_dims: int = 2, vnni=None) -> tvm.IRModule:
     with bb.function("main", xs):
         with bb.dataflow():
             env, low = dict(zip(prog.inputs, xs)), _Lowering(prog, bb)
-            if vnni is not None:
+            if isa is not None:
                 from .tvm_blocked import BlockedLowering
-                low = BlockedLowering(prog, bb, low, vnni, spatial_dims)
+                low = BlockedLowering(prog, bb, low, ISAS[isa] if isinstance(isa, str) else isa, spatial_dims)
                 low.nchw.update(env)
                 env = low.env()
             for op in prog.ops:
@@ -148,43 +152,47 @@ def spatial_dims_of(prog: Program) -> int:
 SCHEDULES = ("auto", "none")
 
 
-def target_of(target: str, schedule: str = "auto") -> tvm.target.Target:
-    """The TVM target; scheduled llvm builds for this machine's CPU (AVX-512 / VNNI when it has them)."""
+def target_of(target: str, schedule: str = "auto", isa: Optional[str] = None,
+              mcpu: Optional[str] = None) -> tvm.target.Target:
+    """The TVM target. Scheduled llvm builds for this machine's CPU, or for the CPU an explicit isa or
+    mcpu implies (tvm_isa.llvm_mcpu: isa "avx2" -> x86-64-v3, runnable on any AVX2 CPU)."""
     spec = dict(TARGETS[target][0])
-    if schedule != "none" and target == "llvm":
-        spec["mcpu"] = tvm.target.codegen.llvm_get_system_cpu()
+    if target == "llvm" and (schedule != "none" or mcpu):
+        spec["mcpu"] = llvm_mcpu(isa, mcpu)
+    elif mcpu:
+        spec["mcpu"] = mcpu
     return tvm.target.Target(spec)
 
 
-def compile_program(prog: Program, target: str, out_dir, schedule: str = "auto") -> Path:
+def compile_program(prog: Program, target: str, out_dir, schedule: str = "auto", isa: Optional[str] = None,
+                    mcpu: Optional[str] = None) -> Path:
     """Compile for one of TARGETS and write its library into out_dir; -> the library path.
 
-    schedule "auto": hand-scheduled blocked kernels (VNNI where the target has it);
-    "none": the plain default pipeline (untuned; for benchmarks and as the cross-check)."""
+    schedule "auto": hand-scheduled blocked kernels on isa (vnni | avx2 | generic; None: the best the
+    target's features allow, tvm_isa.pick_isa); "none": the plain default pipeline (untuned; for
+    benchmarks and as the cross-check). Beside the library, <name>.isa.json records the ISA and the
+    CPU flags it needs; TvmDecoder checks them."""
     if target not in TARGETS:
         raise ProgramError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if schedule not in SCHEDULES:
         raise ProgramError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     _, filename, _ = TARGETS[target]
-    tgt = target_of(target, schedule)
-    vnni = None if schedule == "none" else _has_vnni(tgt)
-    mod = to_relax(prog, spatial_dims_of(prog), vnni)
+    tgt = target_of(target, schedule, isa, mcpu)
+    chosen = None if schedule == "none" else pick_isa(tgt, isa)
+    mod = to_relax(prog, spatial_dims_of(prog), chosen)
     ex = tvm.compile(mod, target=tgt)
     path = Path(out_dir) / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     ex.export_library(str(path))  # .tar: objects/sources only, no cross linker needed here
+    write_sidecar(path, chosen, tgt)
     return path
-
-
-def _has_vnni(tgt) -> bool:
-    from .tvm_vnni import has_vnni
-    return has_vnni(tgt)
 
 
 class TvmDecoder:
     """A compiled decoder library loaded into a Relax VM on the CPU."""
 
     def __init__(self, lib_path):
+        check_cpu(lib_path)  # a library built for VNNI on an AVX2-only CPU: one clear error, not SIGILL
         self.dev = tvm.cpu()
         self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib_path)), self.dev)
 

@@ -1,11 +1,13 @@
-"""Hand schedules for the kernels of tvm_kernels.py: register tiles, 2-core parallel rows, VNNI.
+"""Hand schedules for the kernels of tvm_kernels.py: register tiles, 2-core parallel rows, one tensor intrinsic.
 
 The phase conv keeps a tile of (tile_x pixels x tob*16 output channels) int32 accumulators in
-registers over the whole reduction (taps x input channel groups); each step broadcasts 4 input
-bytes of a pixel and multiplies them with 16x4 packed weights (one vpdpbusd). The epilogue runs
-on the finished tile while it is still in registers. The pixel conv does the same with 16 pixels
-per vector and one broadcast weight group per output channel. Without VNNI the same loops are
-vectorized over the 16 lanes in int32 (exact, slower): the fallback for other targets.
+registers over the whole reduction (taps x input channel groups); each step broadcasts one group of
+input channels of a pixel and multiplies it with 16 x group packed weights: one vpdpbusd (VNNI,
+group 4) or two vpmaddwd + vpaddd (AVX2, group 2). The epilogue runs on the finished tile while it
+is still in registers. The pixel conv does the same with 16 pixels per vector and one broadcast
+weight group per output channel. The plan's Isa (tvm_isa) supplies the intrinsic and the register
+budget; without an intrinsic ("generic") the same loops are vectorized over the 16 lanes in int32
+(exact, slower): the fallback for other targets.
 """
 from dataclasses import dataclass
 
@@ -13,9 +15,6 @@ from tvm import te, tirx
 from tvm.s_tir import Schedule
 
 from .tvm_kernels import PhaseConv, PixelConv, phase_conv_te, pixel_conv_te
-from .tvm_vnni import OC16_INTRIN, PIX16_INTRIN
-
-ACC_REGISTERS = 24  # of 32 zmm registers: the rest hold weights and the broadcast input
 
 
 @dataclass
@@ -25,13 +24,13 @@ class Tiles:
 
 
 def phase_tiles(plan: PhaseConv) -> Tiles:
-    ob = plan.wp.shape[2]
-    tob = max(d for d in (1, 2, 3, 4) if ob % d == 0)
-    return Tiles(tob, max(1, min(16, ACC_REGISTERS // tob)))
+    ob, isa = plan.wp.shape[2], plan.isa
+    tob = max(d for d in range(1, isa.max_tob + 1) if ob % d == 0)
+    return Tiles(tob, max(1, min(16, isa.acc_vectors // tob)))
 
 
 def pixel_tiles(plan: PixelConv) -> Tiles:
-    return Tiles(1, max(1, min(4, ACC_REGISTERS // plan.out_channels)))
+    return Tiles(1, max(1, min(plan.isa.max_pix_tile, plan.isa.acc_vectors // plan.out_channels)))
 
 
 def _is_one(sch, loop) -> bool:
@@ -40,21 +39,31 @@ def _is_one(sch, loop) -> bool:
     return isinstance(extent, tirx.IntImm) and extent.value == 1
 
 
-def _schedule_pad(sch):
+def _schedule_pad(sch, repack: bool = False):
+    """The padded copy: rows on the cores, lanes vectorized.
+
+    repack (pixel conv: NCHW16c -> NCHW{group}c): each pixel's 16 source bytes are read once and
+    scattered to the 16/group planes (g inside x); with g outside, every source line was fetched
+    16/group times by different cores and the stores were group lanes wide (16->3 RGB tail at 768x512:
+    VNNI 1.73 -> 1.56 ms, AVX2 4.43 -> 4.18 ms)."""
     pad = sch.get_sblock("pad")
     n, g, y, x, lane = sch.get_loops(pad)
+    if repack:
+        sch.reorder(n, y, x, g, lane)
     if _is_one(sch, y):  # 1-D: chunks of the one row on the cores
         xo, _ = sch.split(x, [None, 256])
-        sch.parallel(sch.fuse(n, g, y, xo))
+        sch.parallel(sch.fuse(n, y, xo) if repack else sch.fuse(n, g, y, xo))
     else:
-        sch.parallel(sch.fuse(n, g, y))
+        sch.parallel(sch.fuse(n, y) if repack else sch.fuse(n, g, y))
+    if repack:
+        sch.unroll(g)
     sch.vectorize(lane)
 
 
-def _finish(sch, acc, out, at, first_reduce, inner_spatial, lane_loop, intrin, vnni):
-    """Epilogue into the tile, accumulators local, init vectorized, update tensorized or vectorized."""
+def _finish(sch, acc, out, at, first_reduce, inner_spatial, lane_loop, intrin):
+    """Epilogue into the tile, accumulators local, init vectorized, update tensorized (intrin) or vectorized."""
     sch.reverse_compute_at(out, at)
-    if not vnni:  # int32 lanes: the 4 products of a group one after another, each a vector multiply-add
+    if intrin is None:  # int32 lanes: the products of a group one after another, each a vector multiply-add
         *_, lane, ri = sch.get_loops(acc)
         sch.reorder(ri, lane)
         sch.unroll(ri)
@@ -62,7 +71,7 @@ def _finish(sch, acc, out, at, first_reduce, inner_spatial, lane_loop, intrin, v
     init = sch.decompose_reduction(acc, first_reduce)
     *_, init_lane = sch.get_loops(init)
     sch.vectorize(init_lane)
-    if vnni:
+    if intrin is not None:
         sch.tensorize(lane_loop, intrin)
     for loop in inner_spatial:
         sch.unroll(loop)
@@ -71,23 +80,27 @@ def _finish(sch, acc, out, at, first_reduce, inner_spatial, lane_loop, intrin, v
     sch.set_scope(init, 0, "local")  # after tensorize: the intrinsic's buffers are global-scoped
 
 
-def schedule_phase_conv(func, tiles: Tiles, vnni: bool):
+def schedule_phase_conv(func, plan: PhaseConv, tiles: Tiles):
     sch = Schedule(func)
     _schedule_pad(sch)
     acc, out = sch.get_sblock("acc"), sch.get_sblock("out")
     n, b, m, rh, xm, rw, o, ra, rb, rc, ri = sch.get_loops(acc)
     bo, bi = sch.split(b, [None, tiles.tob])
     xo, xi = sch.split(xm, [None, tiles.tile_x])
-    sch.reorder(n, bo, m, rh, xo, rw, ra, rb, rc, xi, bi, o, ri)
+    step = plan.isa.unroll_rc
+    rcs = sch.split(rc, [None, step]) if step > 1 and plan.wp.shape[5] % step == 0 else [rc]
+    sch.reorder(n, bo, m, rh, xo, rw, ra, rb, *rcs, xi, bi, o, ri)
     # rows on the cores; a 1-D program has one row: its pixel tiles go to the cores instead
     sch.parallel(sch.fuse(n, bo, m, rh, xo) if _is_one(sch, m) and _is_one(sch, rh) else sch.fuse(n, bo, m))
-    _finish(sch, acc, out, rw, ra, [xi, bi], o, OC16_INTRIN, vnni)
+    _finish(sch, acc, out, rw, ra, [xi, bi], o, plan.isa.oc_intrin)
+    if len(rcs) == 2:
+        sch.unroll(rcs[1])
     return sch.mod["main"]
 
 
-def schedule_pixel_conv(func, tiles: Tiles, vnni: bool):
+def schedule_pixel_conv(func, plan: PixelConv, tiles: Tiles):
     sch = Schedule(func)
-    _schedule_pad(sch)
+    _schedule_pad(sch, repack=True)
     acc, out = sch.get_sblock("acc"), sch.get_sblock("out")
     n, c, y, xx, ra, rb, rc, ri = sch.get_loops(acc)
     xo, xt, xv = sch.split(xx, [None, tiles.tile_x, 16])
@@ -97,7 +110,7 @@ def schedule_pixel_conv(func, tiles: Tiles, vnni: bool):
         sch.parallel(xo)
     else:
         sch.parallel(sch.fuse(n, y))
-    _finish(sch, acc, out, xo, ra, [c, xt], xv, PIX16_INTRIN, vnni)
+    _finish(sch, acc, out, xo, ra, [c, xt], xv, plan.isa.pix_intrin)
     return sch.mod["main"]
 
 
@@ -105,14 +118,14 @@ def tiles_for(plan) -> Tiles:
     return phase_tiles(plan) if isinstance(plan, PhaseConv) else pixel_tiles(plan)
 
 
-def schedule_conv(func, plan, vnni: bool):
+def schedule_conv(func, plan):
     """The unscheduled PrimFunc of phase_conv_te / pixel_conv_te (built with tiles_for(plan)) -> scheduled."""
     sched = schedule_phase_conv if isinstance(plan, PhaseConv) else schedule_pixel_conv
-    return sched(func, tiles_for(plan), vnni)
+    return sched(func, plan, tiles_for(plan))
 
 
-def conv_prim_func(plan, x: te.Tensor, consts, vnni: bool):
+def conv_prim_func(plan, x: te.Tensor, consts):
     """Standalone scheduled PrimFunc (x, *consts, out): for kernel tests and benchmarks."""
     build = phase_conv_te if isinstance(plan, PhaseConv) else pixel_conv_te
     _, out = build(x, *consts, plan, tiles_for(plan).tile_x)  # padded copy stays internal here
-    return schedule_conv(te.create_prim_func([x, *consts, out]), plan, vnni)
+    return schedule_conv(te.create_prim_func([x, *consts, out]), plan)

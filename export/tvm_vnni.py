@@ -8,9 +8,9 @@ LLVM rejects (it wants <64 x i8>); these versions reinterpret the operands as u8
 Two shapes, both one instruction:
   OC16   C[16] += A[4] . B[16, 4]    16 output channels of one pixel (A broadcast: activations)
   PIX16  C[16] += A[16, 4] . B[4]    16 pixels of one output channel (B broadcast: weights)
-The activation operand is always the unsigned one (vpdpbusd's first source).
+The activation operand is always the unsigned one (vpdpbusd's first source). Which targets get these
+kernels is decided in tvm_isa (by the target's avx512vnni feature).
 """
-import tvm
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
@@ -75,9 +75,3 @@ def _register():
 
 _register()
 
-
-def has_vnni(target: tvm.target.Target) -> bool:
-    """True for llvm x86 targets whose CPU has AVX512-VNNI (the 512-bit vpdpbusd)."""
-    if target.kind.name != "llvm":
-        return False
-    return bool(tvm.target.codegen.target_has_features("avx512vnni", target))

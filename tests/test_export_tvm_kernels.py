@@ -1,4 +1,5 @@
-"""Each scheduled TVM kernel == the reference kernel, element for element (no tolerance), VNNI and fallback."""
+"""Each scheduled TVM kernel == the reference kernel, element for element (no tolerance), for every ISA
+this CPU runs: VNNI, AVX2 (built for x86-64-v3, so AVX2 code only) and the generic fallback."""
 import numpy as np
 import pytest
 
@@ -10,11 +11,14 @@ from tvm import te, tirx  # noqa: E402
 
 from bpgan.export import tvm_kernels as K  # noqa: E402
 from bpgan.export.tvm_lower import TARGETS, TvmDecoder, compile_program, target_of  # noqa: E402
+from bpgan.export.tvm_isa import ISAS, cpu_flags  # noqa: E402
 from bpgan.export.tvm_schedule import conv_prim_func  # noqa: E402
-from bpgan.export.tvm_vnni import has_vnni  # noqa: E402
 
-HOST = target_of("llvm")
-MODES = [True, False] if has_vnni(HOST) else [False]
+FLAGS = cpu_flags() or set()
+# each ISA the host can execute, with the target it is built for (avx2: x86-64-v3, no AVX-512 at all)
+RUNNABLE = {"vnni": "avx512_vnni" in FLAGS, "avx2": "avx2" in FLAGS, "generic": True}
+MODES = [isa for isa in ISAS if RUNNABLE[isa]]
+TARGET = {isa: target_of("llvm", isa=isa) for isa in MODES}
 
 # name -> (kind, cin, cout, kernel, stride, padding, input dtype, output dtype, relu, weight frac bits)
 CASES = {
@@ -52,19 +56,19 @@ def to_blocked(x):
 class Kernel:
     """One scheduled conv compiled on its own: NCHW int in, NCHW int out."""
 
-    def __init__(self, prog, vnni):
+    def __init__(self, prog, isa):
         op = prog.ops[0]
         self.prog, cout = prog, prog.tensors[op.output]["channels"]
         if op.kind == "conv2d" and cout <= 8:
-            self.plan = K.plan_pixel_conv(op, prog)
+            self.plan = K.plan_pixel_conv(op, prog, ISAS[isa])
             self.consts = [self.plan.wq, self.plan.bias, self.plan.req.table(cout)]
         else:
-            self.plan = K.plan_phase_conv(op, prog)
+            self.plan = K.plan_phase_conv(op, prog, ISAS[isa])
             self.consts = [self.plan.wp, self.plan.bias, self.plan.req.table(self.plan.bias.shape[-1])]
         cin, dtype = prog.tensors["x"]["channels"], prog.fmt("x")[0]
         x = te.placeholder((1, -(-cin // 16), tirx.Var("h", "int64"), tirx.Var("w", "int64"), 16), dtype, "x")
         cs = [te.placeholder(c.shape, str(c.dtype), f"c{i}") for i, c in enumerate(self.consts)]
-        self.lib = tvm.compile(tvm.IRModule({"main": conv_prim_func(self.plan, x, cs, vnni)}), target=HOST)
+        self.lib = tvm.compile(tvm.IRModule({"main": conv_prim_func(self.plan, x, cs)}), target=TARGET[isa])
 
     def __call__(self, x, out_shape):
         dev, (_, cout, ho, wo) = tvm.cpu(), out_shape
@@ -83,14 +87,14 @@ class Kernel:
 
 @pytest.fixture(scope="module")
 def kernels():
-    """Compile every (case, mode) once per session (~0.2 s each)."""
-    return {(name, vnni): Kernel(one_conv_program(*case), vnni) for name, case in CASES.items() for vnni in MODES}
+    """Compile every (case, isa) once per session (~0.2 s each)."""
+    return {(name, isa): Kernel(one_conv_program(*case), isa) for name, case in CASES.items() for isa in MODES}
 
 
-@pytest.mark.parametrize("vnni", MODES, ids=lambda v: "vnni" if v else "vectorized")
+@pytest.mark.parametrize("isa", MODES)
 @pytest.mark.parametrize("name", list(CASES))
-def test_scheduled_kernel_equals_reference(kernels, name, vnni):
-    kern = kernels[(name, vnni)]
+def test_scheduled_kernel_equals_reference(kernels, name, isa):
+    kern = kernels[(name, isa)]
     prog = kern.prog
     dtype = prog.fmt("x")[0]
     lo, hi = (-128, 128) if dtype == "int8" else (0, 256)
@@ -104,8 +108,8 @@ def test_scheduled_kernel_equals_reference(kernels, name, vnni):
 @pytest.mark.parametrize("name", ["conv3x3_int8_input", "pixel_conv_int8_input"])
 def test_offset_trick_exact_at_range_ends(kernels, name):
     """x + 128 with -128 * sum(w) in the bias is exact for constant -128 and 127 inputs too."""
-    for vnni in MODES:
-        kern = kernels[(name, vnni)]
+    for isa in MODES:
+        kern = kernels[(name, isa)]
         for fill in (-128, 127, 0):
             x = np.full((1, kern.prog.tensors["x"]["channels"], 4, 5), fill, np.int8)
             want = run_program(kern.prog, x)[kern.prog.outputs[0]]
@@ -113,9 +117,11 @@ def test_offset_trick_exact_at_range_ends(kernels, name):
 
 
 def test_phase_plan_splits_convT_into_four_2x2_convs():
-    plan = K.plan_phase_conv(one_conv_program(*CASES["convT4x4_s2_phases"]).ops[0],
-                             one_conv_program(*CASES["convT4x4_s2_phases"]))
-    assert plan.phases == (2, 2) and plan.taps == (2, 2) and plan.offsets == ((0, 1), (0, 1))
+    prog = one_conv_program(*CASES["convT4x4_s2_phases"])
+    for isa in ISAS.values():  # the phase structure is the same for every ISA; only the packed group differs
+        plan = K.plan_phase_conv(prog.ops[0], prog, isa)
+        assert plan.phases == (2, 2) and plan.taps == (2, 2) and plan.offsets == ((0, 1), (0, 1))
+        assert plan.wp.shape[-1] == isa.group and plan.wp.dtype == isa.w_dtype
 
 
 def test_scheduled_and_untuned_libraries_agree_on_a_chain(tmp_path):
@@ -168,16 +174,16 @@ def program_1d_chain():
 SCHEDULED_1D = ("head", "res", "up", "down", "few", "tail")
 
 
-@pytest.mark.parametrize("vnni", MODES, ids=lambda v: "vnni" if v else "vectorized")
-def test_1d_convs_take_the_scheduled_kernels_bit_exact(vnni):
+@pytest.mark.parametrize("isa", MODES)
+def test_1d_convs_take_the_scheduled_kernels_bit_exact(isa):
     """conv1d / conv_transpose1d run as height-1 blocked kernels (NCW -> NC1W16c), == reference at any length."""
     from bpgan.export.tvm_lower import to_relax
     prog = program_1d_chain()
-    mod = to_relax(prog, 1, vnni)
+    mod = to_relax(prog, 1, isa)
     funcs = {gv.name_hint.rsplit("_", 1)[0] for gv in mod.get_global_vars()}
     assert set(SCHEDULED_1D) <= funcs and "odd" not in funcs
     dev = tvm.cpu()
-    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target=HOST), dev)
+    vm = tvm.relax.VirtualMachine(tvm.compile(mod, target=TARGET[isa]), dev)
     for seed, t in enumerate([9, 1, 2, 40, 157]):
         lat = np.random.default_rng(seed).integers(-128, 128, (1, 8, t)).astype(np.int8)
         want = run_program(prog, lat)[prog.outputs[0]]

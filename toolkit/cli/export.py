@@ -24,6 +24,8 @@ def parse(argv):
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/export)")
     p.add_argument("--schedule", choices=("auto", "none"), default="auto",
                    help="auto: scheduled int8 kernels (default); none: untuned default pipeline")
+    p.add_argument("--isa", choices=("vnni", "avx2", "generic"), default=None,
+                   help="llvm: the kernel family (default: the best this CPU has); the library records what it needs")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="c99: largest image the arena is planned for (default 768x512 = 393216)")
     p.add_argument("--max-frames", type=int, default=None,
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
 
     try:
         report = export_run(args.run_dir, args.target, args.out, args.schedule,
-                            {"max_pixels": args.max_pixels, "max_frames": args.max_frames})
+                            {"max_pixels": args.max_pixels, "max_frames": args.max_frames}, args.isa)
     except (AccumulatorOverflow, ProgramError, ValueError, RuntimeError) as e:
         print(f"bpgan-export: error: {e}", file=sys.stderr)
         return 2
