@@ -14,23 +14,12 @@ Two shapes, both two (vpmaddwd, vpaddd) pairs:
   OC16   C[16] += A[2] . B[16, 2]    16 output channels of one pixel (A broadcast: activations)
   PIX16  C[16] += A[16, 2] . B[2]    16 pixels of one output channel (B broadcast: weights)
 """
-from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
+
+from .tvm_intrin import oc16_desc, pix16_desc, register
 
 PMADDWD = "llvm.x86.avx2.pmadd.wd"
 OC16_INTRIN, PIX16_INTRIN = "bpgan_avx2_oc16x2", "bpgan_avx2_pix16x2"
-
-
-@T.prim_func(s_tir=True)
-def _oc16_desc(A: T.Buffer((2,), "int16", offset_factor=1), B: T.Buffer((16, 2), "int16", offset_factor=1),
-               C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:2], B[0:16, 0:2])
-        T.writes(C[0:16])
-        for i, k in T.grid(16, 2):
-            with T.sblock("update"):
-                vi, vk = T.axis.remap("SR", [i, k])
-                C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
 
 
 @T.prim_func(s_tir=True)
@@ -48,18 +37,6 @@ def _oc16_impl(A: T.Buffer((2,), "int16", offset_factor=1), B: T.Buffer((16, 2),
 
 
 @T.prim_func(s_tir=True)
-def _pix16_desc(A: T.Buffer((16, 2), "int16", offset_factor=1), B: T.Buffer((2,), "int16", offset_factor=1),
-                C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:16, 0:2], B[0:2])
-        T.writes(C[0:16])
-        for i, k in T.grid(16, 2):
-            with T.sblock("update"):
-                vi, vk = T.axis.remap("SR", [i, k])
-                C[vi] = C[vi] + T.cast(A[vi, vk], "int32") * T.cast(B[vk], "int32")
-
-
-@T.prim_func(s_tir=True)
 def _pix16_impl(A: T.Buffer((16, 2), "int16", offset_factor=1), B: T.Buffer((2,), "int16", offset_factor=1),
                 C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
     with T.sblock("root"):
@@ -72,10 +49,5 @@ def _pix16_impl(A: T.Buffer((16, 2), "int16", offset_factor=1), B: T.Buffer((2,)
             T.llvm_lookup_intrinsic_id(PMADDWD), A.vload([8, 0], "int16x16"), b, dtype="int32x8")
 
 
-def _register():
-    for name, desc, impl in ((OC16_INTRIN, _oc16_desc, _oc16_impl), (PIX16_INTRIN, _pix16_desc, _pix16_impl)):
-        if TensorIntrin.get(name, allow_missing=True) is None:
-            TensorIntrin.register(name, desc, impl)
-
-
-_register()
+register((OC16_INTRIN, oc16_desc(2, "int16", "int16"), _oc16_impl),
+         (PIX16_INTRIN, pix16_desc(2, "int16", "int16"), _pix16_impl))

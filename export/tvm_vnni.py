@@ -11,23 +11,12 @@ Two shapes, both one instruction:
 The activation operand is always the unsigned one (vpdpbusd's first source). Which targets get these
 kernels is decided in tvm_isa (by the target's avx512vnni feature).
 """
-from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
+
+from .tvm_intrin import oc16_desc, pix16_desc, register
 
 VNNI = "llvm.x86.avx512.vpdpbusd.512"
 OC16_INTRIN, PIX16_INTRIN = "bpgan_vnni_oc16x4", "bpgan_vnni_pix16x4"
-
-
-@T.prim_func(s_tir=True)
-def _oc16_desc(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((16, 4), "int8", offset_factor=1),
-               C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-        T.writes(C[0:16])
-        for i, k in T.grid(16, 4):
-            with T.sblock("update"):
-                vi, vk = T.axis.remap("SR", [i, k])
-                C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
 
 
 @T.prim_func(s_tir=True)
@@ -44,18 +33,6 @@ def _oc16_impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((16, 4),
 
 
 @T.prim_func(s_tir=True)
-def _pix16_desc(A: T.Buffer((16, 4), "uint8", offset_factor=1), B: T.Buffer((4,), "int8", offset_factor=1),
-                C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:16, 0:4], B[0:4])
-        T.writes(C[0:16])
-        for i, k in T.grid(16, 4):
-            with T.sblock("update"):
-                vi, vk = T.axis.remap("SR", [i, k])
-                C[vi] = C[vi] + T.cast(A[vi, vk], "int32") * T.cast(B[vk], "int32")
-
-
-@T.prim_func(s_tir=True)
 def _pix16_impl(A: T.Buffer((16, 4), "uint8", offset_factor=1), B: T.Buffer((4,), "int8", offset_factor=1),
                 C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
     with T.sblock("root"):
@@ -67,11 +44,6 @@ def _pix16_impl(A: T.Buffer((16, 4), "uint8", offset_factor=1), B: T.Buffer((4,)
             T.reinterpret(T.broadcast(b_i32, 16), dtype="int8x64"), dtype="int32x16")
 
 
-def _register():
-    for name, desc, impl in ((OC16_INTRIN, _oc16_desc, _oc16_impl), (PIX16_INTRIN, _pix16_desc, _pix16_impl)):
-        if TensorIntrin.get(name, allow_missing=True) is None:
-            TensorIntrin.register(name, desc, impl)
-
-
-_register()
+register((OC16_INTRIN, oc16_desc(4, "uint8", "int8"), _oc16_impl),
+         (PIX16_INTRIN, pix16_desc(4, "uint8", "int8"), _pix16_impl))
 
