@@ -58,7 +58,7 @@ class C99Engine:
         self.mismatches = 0
 
     def __call__(self, data: bytes):
-        audio = any(op.kind.endswith("1d") for op in self.prog.ops)
+        audio = self.prog.modality == "audio"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         r = self.native.run(self.binary, data, self.dir, suffix=".raw" if audio else ".ppm")
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -77,8 +77,7 @@ class C99Engine:
 def genuine_stream(prog, rng) -> bytes:
     """Random symbols at a 4x6 latent (1-D: 24 steps) coded with the program's prior."""
     c, stride = prog.prior().shape[0], int(prog.meta["config"]["downsample"])
-    if prog.meta.get("config", {}).get("modality", "image") == "audio" or len(prog.prior().shape) == 2 and \
-            any(op.kind.endswith("1d") for op in prog.ops):
+    if prog.modality == "audio":
         step = stride * 64
         header = Header("audio", prog.model_hash(), step, (24 * step,), (0,), (c, 24))
     else:

@@ -60,7 +60,7 @@ class Model:
     @property
     def modality(self) -> str:
         if self._torch is None and (self.folder / "export" / "program.json").is_file():
-            return "audio" if any(op.kind.endswith("1d") for op in self.program().ops) else "image"
+            return self.program().modality
         return getattr(self.torch_model()[0], "modality", "image")
 
 

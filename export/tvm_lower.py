@@ -144,11 +144,6 @@ def to_relax(prog: Program, spatial_dims: int = 2, isa=None) -> tvm.IRModule:
     return low.finish(mod) if hasattr(low, "finish") else mod
 
 
-def spatial_dims_of(prog: Program) -> int:
-    conv = next((op for op in prog.ops if op.kind.startswith("conv")), None)
-    return 1 if conv is not None and conv.kind.endswith("1d") else 2
-
-
 SCHEDULES = ("auto", "none")
 
 
@@ -179,7 +174,7 @@ def compile_program(prog: Program, target: str, out_dir, schedule: str = "auto",
     _, filename, _ = TARGETS[target]
     tgt = target_of(target, schedule, isa, mcpu)
     chosen = None if schedule == "none" else pick_isa(tgt, isa)
-    mod = to_relax(prog, spatial_dims_of(prog), chosen)
+    mod = to_relax(prog, prog.spatial_dims, chosen)
     ex = tvm.compile(mod, target=tgt)
     path = Path(out_dir) / filename
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,11 +63,11 @@ def payload_budget(num_words: int) -> int:
     return max(WORD * num_words - WORD, 0) << COST_BITS
 
 
-def minimum_cost(table: np.ndarray, shape, precision: int = PRECISION) -> int:
-    """The code length of the cheapest possible latent of `shape`: every symbol the cheapest of its channel."""
-    costs = code_costs(table, precision).reshape(table.shape[0], -1)
+def minimum_cost(costs: np.ndarray, shape) -> int:
+    """The code length of the cheapest possible latent of `shape`, given code_costs of its table: every
+    symbol the cheapest of its channel."""
     per_channel = int(np.prod(shape[1:], dtype=np.int64))
-    return int(costs.min(axis=1).sum()) * per_channel
+    return int(costs.reshape(costs.shape[0], -1).min(axis=1).sum()) * per_channel
 
 
 def decode_symbols(payload: bytes, table: np.ndarray, shape, precision: int = PRECISION, sealed: bool = True):
@@ -75,17 +75,17 @@ def decode_symbols(payload: bytes, table: np.ndarray, shape, precision: int = PR
     words = _words(payload)
     shape = tuple(int(d) for d in shape)
     count = int(np.prod(shape, dtype=np.int64))
+    costs, budget = None, 0
     if sealed:
         if len(words) < 2:
             raise ValueError(f"payload of {len(payload)} bytes cannot carry a sealed ANS state (8 bytes)")
-        budget = payload_budget(len(words))
-        if minimum_cost(table, shape, precision) > budget:
+        budget, costs = payload_budget(len(words)), code_costs(table, precision)
+        if minimum_cost(costs, shape) > budget:
             raise ValueError(f"payload of {len(payload)} bytes cannot carry {count} symbols under this prior")
     elif count and not words:
         raise ValueError("empty payload for a non-empty latent")
     out, state, left = _decode(words, table, shape, precision,
-                               code_costs(table, precision).reshape(-1, table.shape[-1]).tolist() if sealed else None,
-                               budget if sealed else 0)
+                               None if costs is None else costs.reshape(-1, table.shape[-1]).tolist(), budget)
     if left or state != (SEAL if sealed else 0):
         raise ValueError("payload holds data beyond the coded symbols")
     return out

@@ -35,10 +35,9 @@ class StreamModel:
 
     @classmethod
     def of(cls, prog: Program) -> "StreamModel":
-        modality = "audio" if any(op.kind.endswith("1d") for op in prog.ops) else "image"
         return cls(prog.prior(), prog.model_hash(), prog.prior_precision_bits(),
                    prog.meta.get("config", {}).get("downsample"), prog.tensors[prog.outputs[0]].get("channels"),
-                   modality)
+                   prog.modality)
 
 
 def engine_for(prog: Program, engine: Union[str, Engine] = "ref", band_rows: Optional[int] = None) -> Engine:
@@ -52,18 +51,20 @@ def engine_for(prog: Program, engine: Union[str, Engine] = "ref", band_rows: Opt
     if engine == "ref":
         return lambda symbols: decode_latent(prog, symbols)
     if engine == "tvm":
-        lib = (prog.source or _no_source()) / "decoder-llvm.so"
-        if not lib.is_file():
-            raise ProgramError(f"no {lib.name} in {lib.parent}; run bpgan-export with --target llvm")
-        from bpgan.export.tvm_lower import TvmDecoder  # TVM only when asked for
-
-        dec = TvmDecoder(lib)
+        dec = tvm_decoder(prog)
         return lambda symbols: dec(symbols_to_latent(prog, symbols))
     raise ProgramError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
-def _no_source():
-    raise ProgramError("the tvm engine needs a program loaded from its export folder")
+def tvm_decoder(prog: Program):
+    """The TVM library beside the program (decoder-llvm.so) loaded: latent(s) -> output(s). TVM only when asked for."""
+    if prog.source is None:
+        raise ProgramError("the tvm engine needs a program loaded from its export folder")
+    lib = prog.source / "decoder-llvm.so"
+    if not lib.is_file():
+        raise ProgramError(f"no {lib.name} in {lib.parent}; run bpgan-export with --target llvm")
+    from bpgan.export.tvm_lower import TvmDecoder
+    return TvmDecoder(lib)
 
 
 def read_symbols(model: StreamModel, data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:

@@ -69,6 +69,16 @@ class Program:
             h.update(a.tobytes())
         return "sha256:" + h.hexdigest()
 
+    @property
+    def spatial_dims(self) -> int:
+        """1 for programs of 1-D convs (speech, NCW), else 2 (images, NCHW)."""
+        return 1 if any(op.kind.endswith("1d") for op in self.ops) else 2
+
+    @property
+    def modality(self) -> str:
+        """What its bitstreams hold: "audio" (1-D) or "image" (2-D)."""
+        return "audio" if self.spatial_dims == 1 else "image"
+
     def fmt(self, tensor: str):
         t = self.tensors[tensor]
         return t["dtype"], t["frac_bits"]

@@ -91,11 +91,8 @@ def run_engine(engine: str, prog, latent) -> np.ndarray:
     if engine == "ref":
         from bpgan.firmware_ref.decoder import run_program
         return run_program(prog, latent)[prog.outputs[0]]
-    lib = prog.source / "decoder-llvm.so"
-    if not lib.is_file():
-        raise ValueError(f"no {lib.name} in {prog.source}; run bpgan-export with --target llvm")
-    from bpgan.export.tvm_lower import TvmDecoder
-    y = TvmDecoder(lib)(latent)
+    from bpgan.firmware_ref.bitstream_decode import tvm_decoder
+    y = tvm_decoder(prog)(latent)
     return y[0] if isinstance(y, list) else y
 
 
