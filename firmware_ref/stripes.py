@@ -14,7 +14,7 @@ computes exactly the output window from input windows that cover it, padding wit
 full-frame decoding pads (outside [0, height)). ROW_MAPS holds both functions per op kind; a test
 checks that every kind of the registry has one.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -39,7 +39,9 @@ def _conv_needed(prog, op, out: Window, heights) -> List[Window]:
         lo, hi = -(-(out[0] + pt - k + 1) // s), (out[1] - 1 + pt) // s + 1
     else:  # output row y reads input rows y*s - pt ... y*s - pt + k - 1
         lo, hi = out[0] * s - pt, (out[1] - 1) * s - pt + k
-    return [(max(lo, 0), min(hi, heights[op.inputs[0]]))]
+    h = heights[op.inputs[0]]
+    lo = min(max(lo, 0), h)
+    return [(lo, min(max(hi, lo), h))]   # 0 <= lo <= hi <= h: an empty window is (lo, lo)
 
 
 def _rows(x: np.ndarray, have: Window, want: Window, height: int) -> np.ndarray:
@@ -89,12 +91,14 @@ def _other_axes(prog, op, x) -> tuple:
 
 
 def _same_needed(prog, op, out: Window, heights) -> List[Window]:
-    return [out for _ in op.inputs]
+    """The band itself; an input of height 1 that add broadcasts: its one row."""
+    return [(0, 1) if heights[name] == 1 else out for name in op.inputs]
 
 
 def _same_band(prog, op, xs, haves, out: Window, heights) -> np.ndarray:
     """Elementwise ops and concat: cut every input to the band, then the op's reference kernel."""
-    parts = [_rows(x, have, out, heights[name]) for x, have, name in zip(xs, haves, op.inputs)]
+    wins = _same_needed(prog, op, out, heights)
+    parts = [_rows(x, have, win, heights[name]) for x, have, win, name in zip(xs, haves, wins, op.inputs)]
     from .ops import REGISTRY
     return REGISTRY[op.kind].kernel(prog, op, parts)
 
@@ -119,7 +123,11 @@ ROW_MAPS.update({kind: (_scale_needed, _scale_band) for kind in ("pixel_shuffle"
 
 
 def heights_of(prog: Program, latent_rows: int, axis: int = 0) -> Dict[str, int]:
-    """Every tensor's full-frame size along spatial axis `axis` (0: the banded one), from the input's."""
+    """Every tensor's full-frame size along spatial axis `axis` (0: the banded one), from the input's.
+
+    The one output-size rule per op kind (the C99 decoder's bpgan_plan.c op_shape is its port); a size the
+    program cannot run (a conv input smaller than its kernel, an empty transposed-conv output, an add
+    whose inputs do not broadcast) is one ProgramError line."""
     heights = {prog.inputs[0]: latent_rows}
     for op in prog.ops:
         h = heights[op.inputs[0]]
@@ -127,11 +135,25 @@ def heights_of(prog: Program, latent_rows: int, axis: int = 0) -> Dict[str, int]
             w, a = prog.arrays[op.params["weight"]], op.attrs
             dims = w.ndim - 2
             s, pt, pb, k = a["stride"][axis], a["padding"][axis], a["padding"][dims + axis], w.shape[2 + axis]
-            heights[op.output] = ((h - 1) * s + k - pt - pb + a["output_padding"][axis] if is_transpose(op)
-                                  else (h + pt + pb - k) // s + 1)
+            if is_transpose(op):
+                out = (h - 1) * s + k - pt - pb + a["output_padding"][axis]
+                if out < 1:
+                    raise ProgramError(f"{op.name}: transposed conv output of size {out} for input size {h}")
+            elif h + pt + pb < k:
+                raise ProgramError(f"{op.name}: conv input of size {h} is smaller than its kernel {k} with padding")
+            else:
+                out = (h + pt + pb - k) // s + 1
+            heights[op.output] = out
         elif op.kind in ("pixel_shuffle", "upsample_nearest"):
             heights[op.output] = h * op.attrs["factor"]
+        elif op.kind == "add":   # numpy broadcasting: a size-1 axis takes the other's size
+            b = heights[op.inputs[1]]
+            if h != b and 1 not in (h, b):
+                raise ProgramError(f"{op.name}: add inputs of sizes {h} and {b} do not broadcast")
+            heights[op.output] = max(h, b)
         else:
+            if any(heights[name] != h for name in op.inputs):
+                raise ProgramError(f"{op.name}: {op.kind} inputs differ in size")
             heights[op.output] = h
     return heights
 
@@ -232,44 +254,68 @@ class RowCache:
     tensor computes just the rows past those it holds, and drops the rows no consumer can ask for
     again (below the lowest window its consumers asked for last). Memory is the halo plus a band per
     tensor, with no recompute; the result equals full-frame decoding byte for byte.
+
+    With x None it only keeps the windows (no data): `max_rows` is then each tensor's largest window,
+    the ring of rows the C99 decoder allocates per tensor (runtime/bpgan_stream.c is this schedule's port).
     """
 
-    def __init__(self, prog: Program, x: np.ndarray):
-        self.prog, self.heights = prog, heights_of(prog, x.shape[2])
+    def __init__(self, prog: Program, x: Optional[np.ndarray], latent_rows: Optional[int] = None):
+        rows = x.shape[2] if x is not None else latent_rows
+        self.prog, self.heights, self.compute = prog, heights_of(prog, rows), x is not None
         self.producer = {op.output: op for op in prog.ops}
         self.consumers = {name: [op for op in prog.ops if name in op.inputs] for name in prog.tensors}
-        self.held = {prog.inputs[0]: (x, (0, x.shape[2]))}
+        self.window: Dict[str, Window] = {prog.inputs[0]: (0, rows)}
+        self.data: Dict[str, np.ndarray] = {prog.inputs[0]: x} if self.compute else {}
         self.asked: Dict[Tuple[str, str], int] = {}   # (tensor, consumer) -> lowest row it asked for last
+        self.max_rows: Dict[str, int] = {prog.inputs[0]: rows}
         self.peak_bytes = 0
 
-    def rows(self, name: str, want: Window, consumer: str) -> Tuple[np.ndarray, Window]:
+    def rows(self, name: str, want: Window, consumer: str) -> Tuple[Optional[np.ndarray], Window]:
         """The held window of `name` covering `want` (computing what is missing), for `consumer`."""
         self.asked[(name, consumer)] = want[0]
-        if name not in self.held or self.held[name][1][1] < want[1]:
+        if name not in self.window or self.window[name][1] < want[1]:
             self._extend(name, want[1])
-        return self.held[name]
+        return self.data.get(name), self.window[name]
 
     def _extend(self, name: str, hi: int) -> None:
         op = self.producer[name]
-        old, (lo, have_hi) = self.held.get(name, (None, (0, 0)))
+        lo, have_hi = self.window.get(name, (0, 0))
         todo = (have_hi, hi)
         wins = ROW_MAPS[op.kind][0](self.prog, op, todo, self.heights)
         ins = [self.rows(i, w, op.output) for i, w in zip(op.inputs, wins)]
-        new = ROW_MAPS[op.kind][1](self.prog, op, [a for a, _ in ins], [h for _, h in ins], todo, self.heights)
-        data = new if old is None else np.concatenate([old, new], axis=2)
-        self.held[name] = (data, (lo, hi))
+        if self.compute:
+            new = ROW_MAPS[op.kind][1](self.prog, op, [a for a, _ in ins], [h for _, h in ins], todo, self.heights)
+            old = self.data.get(name)
+            self.data[name] = new if old is None else np.concatenate([old, new], axis=2)
+            self.peak_bytes = max(self.peak_bytes, sum(a.nbytes for a in self.data.values()))
+        self.window[name] = (lo, hi)
+        self.max_rows[name] = max(self.max_rows.get(name, 0), hi - lo)
         self._trim(op.inputs)
-        self.peak_bytes = max(self.peak_bytes, sum(a.nbytes for a, _ in self.held.values()))
 
     def _trim(self, names) -> None:
-        for name in set(names):
+        for name in dict.fromkeys(names):
             users = self.consumers[name]
             if name in self.prog.outputs or any((name, u.output) not in self.asked for u in users):
                 continue
             floor = min(self.asked[(name, u.output)] for u in users)
-            data, (lo, hi) = self.held[name]
-            if floor > lo:
-                self.held[name] = (data[:, :, floor - lo:], (floor, hi))
+            self.drop_below(name, floor)
+
+    def drop_below(self, name: str, floor: int) -> None:
+        lo, hi = self.window[name]
+        if floor > lo:
+            self.window[name] = (floor, hi)
+            if self.compute:
+                self.data[name] = self.data[name][:, :, floor - lo:]
+
+
+def ring_rows(prog: Program, latent_rows: int, band_rows: int = 1) -> Dict[str, int]:
+    """Each tensor's largest window of rows while streaming band_rows output rows at a time (no data)."""
+    cache = RowCache(prog, None, latent_rows)
+    out = prog.outputs[0]
+    for win in bands(cache.heights[out], band_rows):
+        cache.rows(out, win, "")
+        cache.drop_below(out, win[1])   # the caller took these rows
+    return cache.max_rows
 
 
 def run_streaming(prog: Program, latent: np.ndarray, band_rows: int, stats: dict = None) -> np.ndarray:
@@ -283,7 +329,7 @@ def run_streaming(prog: Program, latent: np.ndarray, band_rows: int, stats: dict
     for win in bands(cache.heights[out], band_rows):
         data, (lo, _) = cache.rows(out, win, "")
         parts.append(data[:, :, win[0] - lo:win[1] - lo])
-        cache.held[out] = (data[:, :, win[1] - lo:], (win[1], win[1]))  # the caller took these rows
+        cache.drop_below(out, win[1])   # the caller took these rows
     if stats is not None:
         stats["peak_bytes"] = cache.peak_bytes
     return np.concatenate(parts, axis=2)
