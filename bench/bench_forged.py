@@ -60,11 +60,12 @@ class C99Engine:
     def __call__(self, data: bytes):
         audio = self.prog.modality == "audio"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        r = self.native.run(self.binary, data, self.dir, suffix=".raw" if audio else ".ppm")
+        r = self.native.run(self.binary, data, self.dir, suffix=".wav" if audio else ".ppm")
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         # the process's own CPU seconds: on a loaded machine its wall time is mostly waiting for a core
         self.cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        want = self.native.expected(self.prog, data, self.report.max_pixels)
+        report = self.report
+        want = self.native.expected(self.prog, data, report.max_pixels, report.max_width, report.max_frames)
         if r.returncode not in (0, 1):
             raise RuntimeError(f"bpgan_decode exited {r.returncode}: {r.stderr.strip()[:80]}")
         if (r.returncode == 0) != (want is not None) or (want is not None and r.output != want) or \

@@ -108,7 +108,8 @@ def compare_lsb(ref_int: np.ndarray, fake_quant: np.ndarray, frac_bits: int) -> 
 
 def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: str = "auto",
                c99_limits: dict = None, isa: str = None) -> ExportReport:
-    """c99_limits (target c99): max_pixels / max_frames, the largest output the C decoder's arena is planned for.
+    """c99_limits (target c99): max_pixels / max_width / max_frames, the largest output the C decoder's arena is
+    planned for.
     isa (llvm): vnni | avx2 | generic kernels; None picks the best the target's CPU has (tvm_isa)."""
     model, blob = load_run_model(run_dir_or_model)
     if blob["quant"] is None:

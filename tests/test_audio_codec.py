@@ -181,6 +181,14 @@ def test_wav_round_trip_through_the_clis_gives_identical_wavs_from_both_engines(
         assert decode_main([str(run_dir), str(tmp_path / "s.bpg"), "-o", str(tmp_path / f"{engine}.wav"),
                             "--engine", engine, "--gl-iters", "4"]) == 0
     assert (tmp_path / "ref.wav").read_bytes() == (tmp_path / "tvm.wav").read_bytes()
+    from bpgan.export.c99 import emit_c99, native
+    if native.compiler() is not None:   # the standalone C decoder writes the same .wav (default 32 iterations)
+        from bpgan.firmware_ref.program import load_program
+        report = emit_c99(load_program(run_dir / "export"), tmp_path / "c99", max_frames=400)
+        assert decode_main([str(run_dir), str(tmp_path / "s.bpg"), "-o", str(tmp_path / "tvm32.wav"),
+                            "--engine", "tvm"]) == 0
+        got = native.run(native.build(report.out_dir), (tmp_path / "s.bpg").read_bytes(), tmp_path, suffix=".wav")
+        assert got.returncode == 0 and got.output == (tmp_path / "tvm32.wav").read_bytes()
     info = sf.info(str(tmp_path / "ref.wav"))
     assert (info.samplerate, info.channels, info.subtype, info.frames) == (8000, 1, "PCM_16", n)
     assert decode_main([str(run_dir), str(tmp_path / "s.bpg"), "-o", str(tmp_path / "mel.npz")]) == 0

@@ -18,6 +18,7 @@ from bpgan.firmware_ref.bitstream import AUDIO_HOP, Header
 from bpgan.firmware_ref.builder import ProgramBuilder
 from bpgan.firmware_ref.ops import REGISTRY
 from bpgan.firmware_ref.program import PRIOR_KEY, ProgramError, load_program, validate
+from bpgan.firmware_ref.stripes import heights_of, ring_rows
 from bpgan.toolkit.cli.encode import main as encode_main
 from bpgan.toolkit.cli.export import main as export_main
 from bpgan.toolkit.codec.bitstream import write_bitstream
@@ -26,6 +27,7 @@ from bpgan.toolkit.codec.prior import quantize_frequencies
 from bpgan.toolkit.datasets import embedded_image_path
 
 MAX_PIXELS = 128 * 128          # the image decoder's limit here: small arena, fast qemu runs
+MAX_WIDTH = 1024                # its width limit (rings grow with the width): 16x1024 is the widest
 IMAGE_SIZES = [(16, 16), (17, 33), (40, 56), (1, 1), (100, 7), (16, 1024)]   # (H, W); 16x1024 is at the limit
 CROSS = {"aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64"), "armhf": ("arm-linux-gnueabihf-gcc", "qemu-arm")}
 
@@ -43,10 +45,10 @@ def _stream(prog, size, rng, version=2, prior=None):
     return write_bitstream(header, rng.integers(0, prior.shape[-1], header.latent_shape), prior)
 
 
-def _same(prog, binary, data, workdir, runner=(), suffix=".ppm", max_pixels=MAX_PIXELS):
+def _same(prog, binary, data, workdir, runner=(), suffix=".ppm", max_pixels=MAX_PIXELS, max_width=MAX_WIDTH):
     """Decode with the C program and the reference; assert the same verdict and bytes. -> accepted?"""
     got = native.run(binary, data, workdir, runner, suffix)
-    want = native.expected(prog, data, max_pixels)
+    want = native.expected(prog, data, max_pixels, max_width)
     assert got.returncode >= 0, f"killed by signal {-got.returncode}"
     if want is None:
         assert got.returncode == 1 and got.output is None and got.stderr.count("\n") == 1, got.stderr
@@ -64,7 +66,7 @@ def image(exported_tiny_run, tmp_path_factory):
         pytest.skip("no C compiler (cc / gcc / $CC)")
     out = tmp_path_factory.mktemp("c99_image")
     assert export_main([str(exported_tiny_run), "--target", "c99", "--out", str(out),
-                        "--max-pixels", str(MAX_PIXELS)]) == 0
+                        "--max-pixels", str(MAX_PIXELS), "--max-width", str(MAX_WIDTH)]) == 0
     prog = load_program(out)
     assert (out / "c99" / "bpgan_decode").is_file(), "the export builds and verifies natively when cc exists"
     return prog, out / "c99", out / "c99" / "bpgan_decode"
@@ -122,8 +124,8 @@ def _every_kind_program(dims: int):
     cat = b.concat("cat", [x, y])
     z = b.conv(conv, "z", cat, w(12, 12, *k), bias(12), 6, "int8", 6, padding=1)
     s = b.add("sum", cat, z, "int8", 5)
-    out = b.conv(conv, "tail", s, w(3 if dims == 2 else 8, 12, *k), bias(3 if dims == 2 else 8), 7, "int8", 7,
-                 padding=1)
+    out = b.conv(conv, "tail", s, w(3 if dims == 2 else 64, 12, *k), bias(3 if dims == 2 else 64), 7, "int8", 7,
+                 padding=1)   # speech: 64 mel bands at 2^-7, what the integer back end reads
     prog = b.build([out])
     prog.arrays[PRIOR_KEY] = quantize_frequencies(rng.integers(0, 100, (4, 5)))
     validate(prog)
@@ -141,7 +143,7 @@ def test_every_kind_and_dtype_decodes_as_the_reference(dims, tmp_path):
     rng = np.random.default_rng(dims)
     sizes = [(8, 8), (9, 23), (64, 64), (3, 1)] if dims == 2 else [(256,), (1,), (3000,), (512 * 64,)]
     for size in sizes:
-        assert _same(prog, binary, _stream(prog, size, rng), tmp_path, suffix=".ppm" if dims == 2 else ".raw",
+        assert _same(prog, binary, _stream(prog, size, rng), tmp_path, suffix=".ppm" if dims == 2 else ".wav",
                      max_pixels=64 * 64), size
 
 
@@ -194,14 +196,24 @@ def test_image_streams_of_any_size_decode_as_the_reference(image, tmp_path, vers
 
 
 def test_the_arena_holds_every_latent_size_within_the_limit(image):
-    """plan.arena_bytes plans the widest latent per height; every (h, w) under the limit fits in it."""
+    """bpg_plan's layout (plan.layout_bytes: latent, a pixel row, a ring per tensor, the row buffer) for every
+    (h, w) under the limits fits the static arena; the rings grow with the width, not the height."""
     prog, _, _ = image
-    down = prog.meta["config"]["downsample"]
-    positions = MAX_PIXELS // down ** 2
-    arena = plan.arena_bytes(prog, 2, positions)
-    sizes = [(h, w) for h in range(1, positions + 1) for w in range(1, positions // h + 1)]
-    assert max(plan.plan_bytes(prog, s, 2) for s in sizes) == arena
+    down, out = prog.meta["config"]["downsample"], prog.outputs[0]
+    positions, latent_c = MAX_PIXELS // down ** 2, prog.tensors[prog.inputs[0]]["channels"]
+    arena = plan.arena_bytes(prog, 2, positions, MAX_WIDTH // down)
     assert f"static uint64_t arena[{arena // 8}];" in (image[1] / "model_data.c").read_text()
+
+    def need(h, w):
+        cols = heights_of(prog, w, axis=1)
+        return plan.layout_bytes(prog, latent_c * h * w, 3 * cols[out], 0, ring_rows(prog, h), cols)
+
+    sizes = [(h, w) for h in range(1, positions + 1) for w in range(1, min(positions // h, MAX_WIDTH // down) + 1)]
+    needs = {s: need(*s) for s in sizes}
+    assert max(needs.values()) <= arena < 1.2 * max(needs.values())
+    rings = {h: need(h, 2) - latent_c * h * 2 for h in (8, 16, 32)}
+    assert len(set(rings.values())) == 1, rings          # taller: the same rings (only the latent grows)
+    assert need(4, 4) - 16 * latent_c > 1.8 * (need(4, 2) - 8 * latent_c)   # twice as wide: about twice the rings
 
 
 @needs_cc
@@ -249,10 +261,10 @@ def test_audio_streams_decode_as_the_reference(audio, tmp_path):
     prog, _, binary = audio
     rng = np.random.default_rng(3)
     for samples in [1, 511, 512, 3001, 12345]:
-        assert _same(prog, binary, _stream(prog, (samples,), rng), tmp_path, suffix=".raw"), samples
+        assert _same(prog, binary, _stream(prog, (samples,), rng), tmp_path, suffix=".wav"), samples
     frames = 400 * AUDIO_HOP   # the export's --max-frames: at the limit it decodes, one frame more it refuses
-    assert _same(prog, binary, _stream(prog, (frames,), rng), tmp_path, suffix=".raw")
-    got = native.run(binary, _stream(prog, (frames + 1,), rng), tmp_path, suffix=".raw")
+    assert _same(prog, binary, _stream(prog, (frames,), rng), tmp_path, suffix=".wav")
+    got = native.run(binary, _stream(prog, (frames + 1,), rng), tmp_path, suffix=".wav")
     assert got.returncode == 1 and "exceed the decoder limit 400" in got.stderr
 
 
@@ -268,7 +280,7 @@ def test_forged_streams_get_the_references_verdict(request, modality, tmp_path):
     for kind in KINDS:
         for _ in range(per_kind):
             data = forge(kind, valid, rng, prog.prior())
-            accepted[kind] += _same(prog, binary, data, tmp_path, suffix=".ppm" if modality == "image" else ".raw")
+            accepted[kind] += _same(prog, binary, data, tmp_path, suffix=".ppm" if modality == "image" else ".wav")
     print(f"{modality}: accepted per kind {accepted}")
     assert accepted["reencoded"] == per_kind and accepted["empty_payload"] == 0, accepted
 
@@ -300,7 +312,7 @@ def test_the_56_byte_1024x1024_stream_is_refused_in_one_line(image, tmp_path, ve
     assert got.returncode == 1 and got.output is None and got.stderr.count("\n") == 1
     assert "exceeds the decoder limit of 16384 pixels" in got.stderr
     big = tmp_path / "big_limit"   # a build whose limit admits 1024x1024: then the payload rule refuses it
-    emit_c99(prog, big, max_pixels=1024 * 1024)
+    emit_c99(prog, big, max_pixels=1024 * 1024, max_width=1024)
     got = native.run(native.build(big), data, tmp_path)
     assert got.returncode == 1 and re.search("cannot carry|empty payload", got.stderr), got.stderr
 
@@ -332,7 +344,7 @@ def test_qemu_user_decodes_byte_identical(image, audio, arch, tmp_path):
         print(f"skipping {arch}: {', '.join(missing)} not installed (apt-get install qemu-user gcc-{gcc[:-4]})")
         pytest.skip(f"{', '.join(missing)} not installed")
     rng = np.random.default_rng(5)
-    for (prog, c_dir, _), sizes, suffix in ((image, IMAGE_SIZES[:4], ".ppm"), (audio, [(777,), (4096,)], ".raw")):
+    for (prog, c_dir, _), sizes, suffix in ((image, IMAGE_SIZES[:4], ".ppm"), (audio, [(777,), (4096,)], ".wav")):
         binary = native.build(c_dir, cc=gcc, ldflags="-static", binary=f"bpgan_decode-{arch}")
         for size in sizes:
             assert _same(prog, binary, _stream(prog, size, rng), tmp_path, (qemu,), suffix), size
@@ -377,7 +389,7 @@ def test_the_shipped_golden_streams_decode_byte_identical_on_every_target(name, 
     prog = load_program(REPO / "zoo" / name / "export")
     data = (REPO / "zoo" / name / "export" / "golden.bpg").read_bytes()
     audio = name.endswith("audio-light")
-    suffix = ".raw" if audio else ".ppm"
+    suffix = ".wav" if audio else ".ppm"
     report = emit_c99(prog, tmp_path / "c99", **({"max_frames": 256} if audio else {"max_pixels": 96 * 128}))
     want = native.expected(prog, data, report.max_pixels)
     assert want is not None
@@ -399,3 +411,24 @@ def test_the_shipped_golden_streams_decode_byte_identical_on_every_target(name, 
         assert (report.out_dir / f"g{suffix}").read_bytes() == want
         ran.append("cortex-m4")
     print(f"{name} golden stream byte-identical on: {', '.join(ran)}")
+
+
+def test_cortex_m4_decodes_a_768x512_image_within_512_kb_of_ram(tmp_path):
+    """zoo/bpgan-image-light, a 768x512 stream, linked into 512 KB of SRAM (static + heap + stack, painted and
+    measured on the board), byte-identical to the reference."""
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
+    if missing or not list(Path("/usr/lib/arm-none-eabi").glob("**/librdimon.a")):
+        pytest.skip(f"{', '.join(missing) or 'librdimon (libnewlib-arm-none-eabi)'} not installed")
+    from conftest import REPO
+    prog = load_program(REPO / "zoo" / "bpgan-image-light" / "export")
+    report = emit_c99(prog, tmp_path / "c99")
+    data = _stream(prog, (512, 768), np.random.default_rng(5))
+    (report.out_dir / "k.bpg").write_bytes(data)
+    r = subprocess.run(["make", "-s", "-C", str(report.out_dir), "qemu-cortex-m", "IN=k.bpg", "OUT=k.ppm",
+                        "CM_RAM=524288", "RAM_REPORT=ram.txt"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (report.out_dir / "k.ppm").read_bytes() == native.expected(prog, data, report.max_pixels)
+    used = dict(zip(*[iter((report.out_dir / "ram.txt").read_text().split()[:8])] * 2))
+    assert int(used["status"]) == 0 and int(used["total"]) <= 512 * 1024, used
+    print(f"Cortex-M4 768x512: {used['total']} bytes of RAM touched ({used['static']} static, "
+          f"{used['heap+stack']} heap + stack); arena {report.arena_bytes}")

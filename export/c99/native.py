@@ -1,18 +1,19 @@
 """Build the generated decoder with a C compiler, run it on a stream, and the reference's bytes to compare with.
 
 The reference side is firmware_ref.decode_bitstream (ref engine) and firmware_ref.image.to_hwc_image, written
-as the files the C program writes: a binary PPM (P6, or P5 for one channel) or the cropped int8 mel.
+as the files the C program writes: a binary PPM (P6, or P5 for one channel) or the .wav of bpgan-decode.
 """
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from bpgan.firmware_ref.bitstream import BitstreamError, Header
+from bpgan.firmware_ref.bitstream import AUDIO_HOP, BitstreamError, Header
 from bpgan.firmware_ref.bitstream_decode import decode_bitstream
 from bpgan.firmware_ref.image import to_hwc_image
 from bpgan.firmware_ref.program import Program, ProgramError
@@ -56,16 +57,27 @@ def run(binary, data: bytes, workdir, runner: Sequence[str] = (), suffix: str = 
     return Run(r.returncode, r.stderr.decode(errors="replace"), dst.read_bytes() if dst.exists() else None)
 
 
-def expected(prog: Program, data: bytes, max_pixels: int) -> Optional[bytes]:
-    """The bytes bpgan_decode must write for this stream, or None when the reference refuses it."""
+def expected(prog: Program, data: bytes, max_pixels: int, max_width: Optional[int] = None,
+             max_frames: Optional[int] = None) -> Optional[bytes]:
+    """The bytes bpgan_decode must write for this stream, or None when the reference refuses it (or the
+    stream is past the C build's width / frame limits): the PPM of the pixels, or the .wav bpgan-decode writes."""
     try:
         header, y = decode_bitstream(prog, data, "ref", max_pixels=max_pixels)
     except (BitstreamError, ProgramError):
         return None
     if header.modality == "image":
+        if max_width is not None and header.latent_shape[2] * header.stride > max_width:
+            return None
         px = to_hwc_image(y, prog.fmt(prog.outputs[0])[1])
         return f"P{5 if px.shape[2] == 1 else 6}\n{px.shape[1]} {px.shape[0]}\n255\n".encode() + px.tobytes()
-    return np.ascontiguousarray(y[0]).astype(np.int8).tobytes()
+    if max_frames is not None and header.latent_shape[1] * header.stride // AUDIO_HOP > max_frames:
+        return None
+    from bpgan.toolkit.audio.commands import write_decoded
+
+    with tempfile.TemporaryDirectory() as tmp:   # the very file `bpgan-decode ... -o out.wav` writes
+        path = Path(tmp) / "out.wav"
+        write_decoded(path, np.ascontiguousarray(y[0]).astype(np.int8), header.original_size[0])
+        return path.read_bytes()
 
 
 def vector_stream(prog: Program, symbols: np.ndarray) -> bytes:
@@ -90,7 +102,7 @@ def verify(prog: Program, report, symbols: np.ndarray) -> bool:
     binary = build(c_dir)
     data = vector_stream(prog, symbols)
     got = run(binary, data, c_dir, suffix=".out")
-    want = expected(prog, data, report.max_pixels)
+    want = expected(prog, data, report.max_pixels, report.max_width, report.max_frames)
     (Path(c_dir) / "in.bpg").unlink(missing_ok=True)
     (Path(c_dir) / "out.out").unlink(missing_ok=True)
     if got.returncode or got.output != want:

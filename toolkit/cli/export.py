@@ -28,6 +28,8 @@ def parse(argv):
                    help="llvm: the kernel family (default: the best this CPU has); the library records what it needs")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="c99: largest image the arena is planned for (default 768x512 = 393216)")
+    p.add_argument("--max-width", type=int, default=None,
+                   help="c99: widest image (the decoder streams rows, so its memory grows with the width; default 768)")
     p.add_argument("--max-frames", type=int, default=None,
                    help="c99: longest speech in mel frames the arena is planned for (default 2500 = 20 s)")
     return p.parse_args(argv)
@@ -43,7 +45,8 @@ def main(argv=None) -> int:
 
     try:
         report = export_run(args.run_dir, args.target, args.out, args.schedule,
-                            {"max_pixels": args.max_pixels, "max_frames": args.max_frames}, args.isa)
+                            {"max_pixels": args.max_pixels, "max_frames": args.max_frames,
+                             "max_width": args.max_width}, args.isa)
     except (AccumulatorOverflow, ProgramError, ValueError, RuntimeError) as e:
         print(f"bpgan-export: error: {e}", file=sys.stderr)
         return 2

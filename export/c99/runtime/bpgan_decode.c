@@ -1,5 +1,5 @@
 /* bpgan_decode IN.bpg OUT: the decoder's command line. OUT is a binary PPM (P6; P5 for a one-channel
- * model) for image streams, and the cropped int8 mel, (bands, frames) row-major, for audio streams.
+ * model) for image streams, a 16-bit mono PCM WAV (8 kHz) for speech streams, written as decoded.
  * A refused stream or an I/O failure is one line on stderr and exit status 1 (2: usage). Built with
  * BPG_IN_PATH and BPG_OUT_PATH defined (bare metal, no command line) it decodes those two files. */
 #include <stdio.h>
@@ -24,7 +24,7 @@ static size_t read_stream(FILE *f, int *too_big)
 /* Buffered writes of one byte at a time (no heap, no per-byte stdio call). */
 static unsigned char out_buf[4096];
 static size_t out_len;
-static int out_ok = 1;
+static int out_ok = 1, header_written;
 
 static void put(FILE *f, unsigned char b)
 {
@@ -35,26 +35,52 @@ static void put(FILE *f, unsigned char b)
     }
 }
 
-static int write_output(const bpg_output *o, FILE *f)
+static void put_le(FILE *f, uint32_t v, int bytes)
 {
-    uint32_t c, r, q;
-    if (o->modality == BPG_MODALITY_IMAGE) {
-        fprintf(f, "P%d\n%lu %lu\n255\n", o->channels == 1 ? 5 : 6, (unsigned long)o->cols, (unsigned long)o->rows);
-        for (r = 0; r < o->rows; r++)
-            for (q = 0; q < o->cols; q++)
-                for (c = 0; c < o->channels; c++) put(f, bpg_pixel(bpg_output_at(o, c, r, q)));
-    } else {
-        for (c = 0; c < o->channels; c++)
-            for (q = 0; q < o->cols; q++) put(f, (unsigned char)(int8_t)bpg_output_at(o, c, 0, q));
+    int i;
+    for (i = 0; i < bytes; i++) put(f, (unsigned char)(v >> (8 * i)));
+}
+
+static void put_text(FILE *f, const char *s)
+{
+    while (*s) put(f, (unsigned char)*s++);
+}
+
+/* The sink: the file's header before the first piece (PPM, or the 44-byte PCM WAV soundfile writes). */
+static int write_piece(void *ctx, const bpg_info *info, const uint8_t *bytes, size_t n)
+{
+    FILE *f = (FILE *)ctx;
+    size_t i;
+    if (!header_written) {
+        header_written = 1;
+        if (info->modality == BPG_MODALITY_IMAGE) {
+            char head[48];
+            sprintf(head, "P%d\n%lu %lu\n255\n", info->channels == 1 ? 5 : 6, (unsigned long)info->cols,
+                    (unsigned long)info->rows);
+            put_text(f, head);
+        } else {
+            const uint32_t data = 2u * info->cols;
+            put_text(f, "RIFF");
+            put_le(f, 36u + data, 4);
+            put_text(f, "WAVEfmt ");
+            put_le(f, 16u, 4);                     /* fmt chunk: PCM, mono, 16-bit */
+            put_le(f, 1u, 2);
+            put_le(f, 1u, 2);
+            put_le(f, info->sample_rate, 4);
+            put_le(f, 2u * info->sample_rate, 4);  /* bytes per second */
+            put_le(f, 2u, 2);                      /* bytes per frame */
+            put_le(f, 16u, 2);
+            put_text(f, "data");
+            put_le(f, data, 4);
+        }
     }
-    out_ok &= fwrite(out_buf, 1, out_len, f) == out_len;
-    return out_ok;
+    for (i = 0; i < n; i++) put(f, bytes[i]);
+    return !out_ok;
 }
 
 static int decode_file(const char *in_path, const char *out_path)
 {
     char err[BPG_ERR_LEN];
-    bpg_output out;
     int too_big, failed;
     size_t n;
     FILE *f = fopen(in_path, "rb");
@@ -68,14 +94,14 @@ static int decode_file(const char *in_path, const char *out_path)
         sprintf(limit, "%lu bytes (the largest stream this build accepts)", (unsigned long)bpg_max_stream_bytes());
         return fail("stream is larger than ", limit);
     }
-    if (bpg_decode(bpg_stream_buffer, n, &out, err)) return fail(err, "");
     f = fopen(out_path, "wb");
     if (!f) return fail("cannot write ", out_path);
-    failed = !write_output(&out, f);
-    failed |= fclose(f) != 0;
-    if (failed) {
+    failed = bpg_decode(bpg_stream_buffer, n, write_piece, f, err);
+    if (!failed) out_ok &= fwrite(out_buf, 1, out_len, f) == out_len;
+    if (fclose(f) != 0) out_ok = 0;
+    if (failed || !out_ok) {   /* a refused stream or a failed write leaves no file behind */
         remove(out_path);
-        return fail("cannot write ", out_path);
+        return out_ok ? fail(err, "") : fail("cannot write ", out_path);
     }
     return 0;
 }
@@ -89,7 +115,7 @@ int main(void)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: bpgan_decode IN.bpg OUT (.ppm for images, .raw int8 mel for speech)\n");
+        fprintf(stderr, "usage: bpgan_decode IN.bpg OUT (.ppm for images, .wav for speech)\n");
         return 2;
     }
     return decode_file(argv[1], argv[2]);

@@ -7,13 +7,13 @@
 #include <string.h>
 
 #include "bpgan_internal.h"
+#include "bpgan_speech.h"
 
 /* firmware_ref/bitstream.py: the fixed part (magic .. C), per dim 8 bytes, the tail (length, 2 CRCs). */
 #define BPG_FIXED 28u
 #define BPG_DIM 8u
 #define BPG_TAIL 12u
 #define BPG_HASH_BYTES 16u
-#define BPG_MAX_INPUTS 64u   /* registry: concat takes at most 64 inputs */
 
 int bpg_error(char *err, const char *fmt, ...)
 {
@@ -40,6 +40,10 @@ static uint32_t crc32(const uint8_t *p, size_t n)
     }
     return crc ^ 0xFFFFFFFFu;
 }
+
+#define BPG_SAMPLE_RATE 8000u   /* firmware_ref/speech.py SAMPLE_RATE */
+
+static uint64_t round_up_8(uint64_t n) { return (n + BPG_ALIGN - 1) / BPG_ALIGN * BPG_ALIGN; }
 
 static uint32_t le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t le32(const uint8_t *p) { return le16(p) | le16(p + 2) << 16; }
@@ -142,6 +146,9 @@ static int output_size(const bpg_model *m, const bpg_header *h, bpg_shape *size,
         if ((uint64_t)size->h * size->w > m->max_pixels)
             return bpg_error(err, "image of %lux%lu pixels exceeds the decoder limit of %lu pixels",
                              (unsigned long)size->w, (unsigned long)size->h, (unsigned long)m->max_pixels);
+        if (size->w > m->max_width)
+            return bpg_error(err, "image width %lu exceeds this decoder's limit of %lu (its rings grow with the width)",
+                             (unsigned long)size->w, (unsigned long)m->max_width);
         return 0;
     }
     if (m->downsample && (uint64_t)h->stride != (uint64_t)m->downsample * m->audio_hop)
@@ -150,34 +157,68 @@ static int output_size(const bpg_model *m, const bpg_header *h, bpg_shape *size,
     if (h->stride % m->audio_hop)
         return bpg_error(err, "bitstream stride %lu is not a whole number of %lu-sample frames",
                          (unsigned long)h->stride, (unsigned long)m->audio_hop);
-    size->h = 1;
-    size->w = h->lat[0] * (h->stride / m->audio_hop);
-    if (size->w > m->max_frames)
-        return bpg_error(err, "%lu mel frames exceed the decoder limit %lu", (unsigned long)size->w,
+    size->h = h->lat[0] * (h->stride / m->audio_hop);   /* mel frames: time is the row axis */
+    size->w = 1;
+    if (size->h > m->max_frames)
+        return bpg_error(err, "%lu mel frames exceed the decoder limit %lu", (unsigned long)size->h,
                          (unsigned long)m->max_frames);
     return 0;
 }
 
-static bpg_view view_of(const bpg_model *m, uint32_t t)
+/* The cropped mel frames (64, frames) int8, then the back end's PCM16 in the tail region. */
+static int decode_audio(const bpg_model *m, const bpg_header *h, const bpg_layout *at, bpg_sink sink, void *ctx,
+                        bpg_info *info, char *err)
 {
-    bpg_view v;
-    v.data = m->arena + m->slots[t].offset;
-    v.dtype = m->tensors[t].dtype;
-    v.c = m->tensors[t].channels;
-    v.h = m->shapes[t].h;
-    v.w = m->shapes[t].w;
-    return v;
+    const uint32_t frames = (h->orig[0] + m->audio_hop - 1) / m->audio_hop, bands = m->tensors[m->output].channels;
+    int8_t *mel = (int8_t *)(void *)(m->arena + at->side_at);
+    int16_t *pcm = (int16_t *)(void *)(m->arena + at->tail_at);
+    uint8_t *bytes = (uint8_t *)pcm;
+    const bpg_view y = bpg_view_of(m, m->output);
+    uint32_t r, c;
+    for (r = 0; r < frames; r++) {   /* output row r: mel frame r of every band */
+        bpg_stream_pull(m, r + 1, 1, (int32_t *)(void *)(m->arena + at->row_at));
+        for (c = 0; c < bands; c++) mel[(uint64_t)c * frames + r] = (int8_t)bpg_load(bpg_row(&y, c, r), y.dtype, 0);
+        bpg_stream_drop_output(m, r + 1);
+    }
+    bpg_speech_to_pcm16(mel, frames, frames, h->orig[0], m->gl_iters, m->nnls_iters, pcm,
+                        m->arena + at->tail_at + round_up_8(2u * (uint64_t)h->orig[0]));
+    for (r = 0; r < h->orig[0]; r++) {   /* in place to little-endian bytes: sample r keeps bytes 2r, 2r + 1 */
+        const uint16_t v = (uint16_t)pcm[r];
+        bytes[2u * r] = (uint8_t)(v & 0xFFu);
+        bytes[2u * r + 1u] = (uint8_t)(v >> 8);
+    }
+    return sink(ctx, info, bytes, 2u * (size_t)h->orig[0]) ? bpg_error(err, "output refused by the caller") : 0;
 }
 
-int bpg_decode(const uint8_t *stream, size_t len, bpg_output *out, char err[BPG_ERR_LEN])
+/* Row by row: pull output row r, convert the cropped row to pixels (image.to_pixels), hand it on. */
+static int decode_image(const bpg_model *m, const bpg_header *h, const bpg_layout *at, bpg_sink sink, void *ctx,
+                        bpg_info *info, char *err)
+{
+    uint8_t *px = m->arena + at->side_at;
+    const bpg_view y = bpg_view_of(m, m->output);
+    uint32_t r, q, c;
+    for (r = 0; r < h->orig[0]; r++) {
+        bpg_stream_pull(m, r + 1, 1, (int32_t *)(void *)(m->arena + at->row_at));
+        for (c = 0; c < y.c; c++) {
+            const void *row = bpg_row(&y, c, r);
+            for (q = 0; q < h->orig[1]; q++) px[(uint64_t)q * y.c + c] = bpg_pixel(bpg_load(row, y.dtype, q));
+        }
+        bpg_stream_drop_output(m, r + 1);
+        if (sink(ctx, info, px, (size_t)h->orig[1] * y.c)) return bpg_error(err, "output refused by the caller");
+    }
+    return 0;
+}
+
+int bpg_decode(const uint8_t *stream, size_t len, bpg_sink sink, void *ctx, char err[BPG_ERR_LEN])
 {
     const bpg_model *m = &bpg_model_data;
     bpg_header h;
     bpg_shape size = {0, 0}, latent;
-    bpg_view xs[BPG_MAX_INPUTS], y;
+    bpg_layout at;
+    bpg_info info;
     uint8_t *symbols;
-    uint64_t i, count;
-    uint32_t k;
+    uint64_t i, count, side, tail;
+    const int image = m->spatial_dims == 2;
     memset(&h, 0, sizeof h);
     if (unpack(m, stream, len, &h, err)) return 1;
     if (h.channels != m->latent_channels)
@@ -187,43 +228,35 @@ int bpg_decode(const uint8_t *stream, size_t len, bpg_output *out, char err[BPG_
         return bpg_error(err, "a context prior codes (C, h, w) image latents, not audio");
     if (output_size(m, &h, &size, err)) return 1;   /* size limits before any decoding work */
     if ((int)h.ndim != m->spatial_dims)
-        return bpg_error(err, "this decoder's program decodes %s streams", m->spatial_dims == 2 ? "image" : "audio");
-    latent.h = h.ndim == 2 ? h.lat[0] : 1;
-    latent.w = h.ndim == 2 ? h.lat[1] : h.lat[0];
-    if (bpg_plan(m, latent, err)) return 1;
-    symbols = m->arena + m->slots[m->input].offset;
+        return bpg_error(err, "this decoder's program decodes %s streams", image ? "image" : "audio");
+    latent.h = h.lat[0];   /* 1-D: time is the row axis */
+    latent.w = image ? h.lat[1] : 1;
+    if (image) {
+        side = (uint64_t)h.orig[1] * m->tensors[m->output].channels;   /* one row of pixels */
+        tail = 0;
+    } else {   /* the cropped mel; then the PCM and the back end's work, over the generator's rings */
+        const uint32_t frames = (h.orig[0] + m->audio_hop - 1) / m->audio_hop;
+        side = (uint64_t)m->tensors[m->output].channels * frames;
+        tail = round_up_8(2u * (uint64_t)h.orig[0]) + bpg_speech_work_bytes(frames);
+    }
+    if (bpg_plan(m, latent, image ? h.orig[0] : size.h, side, tail, &at, err)) return 1;
+    if (m->shapes[m->output].h != size.h || m->shapes[m->output].w != size.w)
+        return bpg_error(err, "decoder produces %lux%lu, the header implies %lux%lu", (unsigned long)m->shapes[m->output].h,
+                         (unsigned long)m->shapes[m->output].w, (unsigned long)size.h, (unsigned long)size.w);
+    symbols = m->arena + m->rings[m->input].offset;
     count = (uint64_t)h.channels * latent.h * latent.w;
     if (bpg_ans_decode(m, h.payload, h.payload_len, h.version >= 2, h.channels, (uint64_t)latent.h * latent.w,
                        latent.w, symbols, err))
         return 1;
     for (i = 0; i < count; i++)   /* decoder.symbols_to_latent, in place: symbol j -> table[j] (int8) */
         ((int8_t *)symbols)[i] = m->symbol_table[symbols[i]];
-    for (k = 0; k < m->n_ops; k++) {
-        const bpg_op *op = &m->ops[k];
-        uint16_t j;
-        for (j = 0; j < op->n_inputs; j++) xs[j] = view_of(m, op->inputs[j]);
-        y = view_of(m, op->output);
-        bpg_kernels[op->kind](op, xs, &y, (int32_t *)(void *)(m->arena + m->slots[m->n_tensors + k].offset));
-    }
-    y = view_of(m, m->output);
-    if (y.h != size.h || y.w != size.w)
-        return bpg_error(err, "decoder produced (1, %lu, %lu, %lu), the header implies (%lu, %lu)", (unsigned long)y.c,
-                         (unsigned long)y.h, (unsigned long)y.w, (unsigned long)size.h, (unsigned long)size.w);
-    out->modality = h.modality;
-    out->channels = y.c;
-    out->full_rows = y.h;
-    out->full_cols = y.w;
-    out->rows = h.modality == BPG_MODALITY_IMAGE ? h.orig[0] : 1;
-    out->cols = h.modality == BPG_MODALITY_IMAGE ? h.orig[1] : (h.orig[0] + m->audio_hop - 1) / m->audio_hop;
-    out->dtype = y.dtype;
-    out->frac_bits = m->out_frac_bits;
-    out->data = y.data;
-    return 0;
-}
-
-int32_t bpg_output_at(const bpg_output *out, uint32_t c, uint32_t row, uint32_t col)
-{
-    return bpg_load(out->data, out->dtype, ((uint64_t)c * out->full_rows + row) * out->full_cols + col);
+    info.modality = h.modality;
+    info.channels = image ? m->tensors[m->output].channels : 1;
+    info.rows = image ? h.orig[0] : 1;
+    info.cols = image ? h.orig[1] : h.orig[0];
+    info.sample_rate = image ? 0 : BPG_SAMPLE_RATE;
+    bpg_stream_reset(m);
+    return image ? decode_image(m, &h, &at, sink, ctx, &info, err) : decode_audio(m, &h, &at, sink, ctx, &info, err);
 }
 
 uint8_t bpg_pixel(int32_t y)

@@ -2,7 +2,8 @@
  * --target c99; the runtime files are copied verbatim from bpgan/export/c99/runtime, model_data.c is
  * generated). It is a port of firmware_ref (the NumPy specification) and must equal it byte for byte:
  *   .bpg bytes -> every check of firmware_ref/bitstream.py -> the ANS decoder with the work rules of
- *   firmware_ref/ans.py -> the integer program's ops -> the output cropped to the stream's size.
+ *   firmware_ref/ans.py -> the integer program's ops, streamed (firmware_ref/stripes.py run_streaming)
+ *   -> pixels (firmware_ref/image.py), or the integer speech back end (firmware_ref/speech.py) -> PCM16.
  * No heap, no floating point: every buffer lives in one static arena planned per stream. */
 #ifndef BPGAN_DECODER_H
 #define BPGAN_DECODER_H
@@ -14,22 +15,24 @@
 #define BPG_MODALITY_IMAGE 1     /* the header's modality codes (bitstream.MODALITIES) */
 #define BPG_MODALITY_AUDIO 2
 
-/* One decoded stream: a view into the arena, valid until the next bpg_decode call. */
+/* What a stream decodes to, known before the first output byte. */
 typedef struct {
     int modality;
-    uint32_t channels;       /* 3 (RGB) or 1 for images, mel bands for audio */
-    uint32_t rows, cols;     /* the cropped size: image H x W, audio 1 x mel frames */
-    uint32_t full_rows, full_cols;  /* the generator output's size (the row pitch of data) */
-    int dtype;               /* BPG_INT8 ... (bpgan_internal.h) */
-    int frac_bits;           /* value = integer * 2**-frac_bits */
-    const void *data;        /* (channels, full_rows, full_cols) row-major */
-} bpg_output;
+    uint32_t channels;       /* image: 3 (RGB) or 1; audio: 1 (mono) */
+    uint32_t rows, cols;     /* image: H x W pixels; audio: 1 x the number of samples */
+    uint32_t sample_rate;    /* audio: 8000 */
+} bpg_info;
 
-/* 0 and *out filled, or non-zero with a one-line reason in err (the stream is refused). */
-int bpg_decode(const uint8_t *stream, size_t len, bpg_output *out, char err[BPG_ERR_LEN]);
+/* Receives the decoded output in order, in consecutive pieces: an image row by row (cols x channels
+ * bytes, RGB interleaved, as in a PPM), audio as 16-bit little-endian PCM samples. Non-zero stops the
+ * decoding (bpg_decode then returns non-zero with err "output refused by the caller"). */
+typedef int (*bpg_sink)(void *ctx, const bpg_info *info, const uint8_t *bytes, size_t n);
 
-/* The integer at (channel, row, col) of the cropped output. */
-int32_t bpg_output_at(const bpg_output *out, uint32_t c, uint32_t row, uint32_t col);
+/* Decode one stream. The image is streamed: the generator runs output row by output row with a ring
+ * of rows per tensor (memory grows with the width, not the height); speech likewise along time, then
+ * the integer Griffin-Lim back end (bpgan_speech.c) over the whole mel. 0, or non-zero with a one-line
+ * reason in err (the stream is refused; the sink may have received part of the output). */
+int bpg_decode(const uint8_t *stream, size_t len, bpg_sink sink, void *ctx, char err[BPG_ERR_LEN]);
 
 /* firmware_ref/image.py to_pixels for the model's output format (f = its frac_bits):
  * clip(rounding_shift((y + 2**f) * 255, f + 1), 0, 255). */

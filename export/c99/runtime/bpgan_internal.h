@@ -11,7 +11,8 @@ enum { BPG_INT8 = 0, BPG_UINT8 = 1, BPG_INT16 = 2, BPG_INT32 = 3 };
 enum { BPG_CONV2D = 0, BPG_CONV_TRANSPOSE2D, BPG_CONV1D, BPG_CONV_TRANSPOSE1D, BPG_ADD, BPG_CLIP,
        BPG_PIXEL_SHUFFLE, BPG_UPSAMPLE_NEAREST, BPG_CONCAT, BPG_NUM_KINDS };
 
-#define BPG_ALIGN 8u     /* every arena slot starts on 8 bytes (int32 tensors, int32 row buffers) */
+#define BPG_MAX_INPUTS 64u   /* registry: concat takes at most 64 inputs */
+#define BPG_ALIGN 8u     /* every arena region starts on 8 bytes (int32 tensors, the int32 row buffer) */
 
 /* C99 leaves >> of a negative value and the conversion of an out-of-range unsigned value to a
  * signed type implementation-defined; the rounding rule needs the arithmetic shift, so a compiler
@@ -43,34 +44,37 @@ typedef struct {
     uint16_t n_inputs;
     const uint16_t *inputs;       /* tensor ids */
     uint16_t output;
+    uint16_t edge;                /* asked[edge + j] is input j's lowest row asked for last (bpgan_stream.c) */
     const int8_t *weight;         /* convs: OI.. (conv) or IO.. (transposed), int8 in [-127, 127] */
     const int32_t *bias;
     const bpg_shift *shift;       /* convs: one per output channel; add: one */
-    int32_t kernel[2];            /* kh, kw (1-D convs: 1, k) */
-    int32_t stride[2];            /* sh, sw (1-D: 1, s) */
-    int32_t pad[4];               /* top, left, bottom, right (1-D: 0, l, 0, r) */
+    int32_t kernel[2];            /* kh, kw (1-D convs: k, 1: time is the row axis) */
+    int32_t stride[2];            /* sh, sw (1-D: s, 1) */
+    int32_t pad[4];               /* top, left, bottom, right (1-D: l, 0, r, 0) */
     int32_t out_pad[2];           /* transposed convs */
     int32_t clip[2];
     int32_t align[2];             /* add */
     int32_t factor;               /* pixel_shuffle, upsample_nearest */
 } bpg_op;
 
-/* One planned arena slot: slot t < n_tensors is tensor t, slot n_tensors + i is op i's int32 row
- * buffer (convs only; 0 bytes otherwise). Lifetimes are fixed by the program (the exporter emits
- * them: tensor t lives from the step that writes it to the last step that reads it, the latent is
- * written at step 0, op i runs at step i + 1, the output lives to the end); sizes and offsets
- * depend on the stream. */
-typedef struct { uint64_t offset, bytes; } bpg_slot;
-typedef struct { uint32_t h, w; } bpg_shape;   /* spatial size; 1-D tensors have h = 1 */
+typedef struct { uint32_t h, w; } bpg_shape;   /* rows (image rows, speech time steps), columns (1 for speech) */
+
+/* A tensor's rows while streaming (firmware_ref/stripes.py RowCache): rows [lo, hi) are held, row r
+ * in ring slot r % cap; `started` once computed from (RowCache's "held"). The latent is held whole. */
+typedef struct { uint64_t offset; uint32_t cap, lo, hi, max_rows; uint8_t started; } bpg_ring;
 
 typedef struct {
-    uint32_t n_tensors, n_ops;
+    uint32_t n_tensors, n_ops, n_edges;
     const bpg_tensor_info *tensors;
     const bpg_op *ops;
     uint16_t input, output;          /* tensor ids: the latent (int8) and the decoded output */
+    const int16_t *producer;         /* per tensor: the op that writes it (-1: the latent) */
+    const uint16_t *consumer_start;  /* per tensor t: its consumer edges are consumer_edge[start[t] .. start[t+1]) */
+    const uint16_t *consumer_edge;   /* edge ids (op.edge + j): the ops reading t, as RowCache.consumers */
     int spatial_dims;                /* 2: image streams; 1: audio streams */
     uint32_t downsample;             /* latent step in output steps (pixels, mel frames); 0: unchecked */
     uint64_t max_pixels, max_frames; /* the decoder limits this build was planned for */
+    uint32_t max_width;              /* images: the widest image (rings grow with the width) */
     uint32_t audio_hop;              /* bitstream.AUDIO_HOP */
     uint32_t max_symbols;            /* bitstream.MAX_SYMBOLS */
     const uint8_t *model_hash;       /* 16 bytes */
@@ -84,10 +88,9 @@ typedef struct {
     int out_frac_bits;
     int64_t pixel_one;               /* image.to_pixels: 2**f for the output's frac_bits f */
     bpg_shift pixel_shift;           /* shift_terms(f + 1) */
-    uint32_t n_slots;                /* n_tensors + n_ops */
-    uint16_t *order;                 /* work: the placement order (largest slot first, ties by id) */
-    const int32_t *slot_first, *slot_last;   /* lifetimes in steps */
-    bpg_slot *slots;                 /* written by the plan */
+    uint32_t gl_iters, nnls_iters;   /* speech back end: Griffin-Lim rounds, NNLS updates */
+    bpg_ring *rings;                 /* n_tensors, written by the plan and the stream */
+    int64_t *asked;                  /* n_edges */
     bpg_shape *shapes;               /* n_tensors */
     uint8_t *arena;
     uint64_t arena_bytes;
@@ -96,15 +99,35 @@ typedef struct {
 
 extern const bpg_model bpg_model_data;
 
-/* A tensor in the arena. */
-typedef struct { void *data; int dtype; uint32_t c, h, w; } bpg_view;
+/* A tensor in the arena: element (c, r, x) at ((r % cap) * row_pitch + c * chan_pitch + x) elements from
+ * data. Rings are (row, channel, column): row_pitch = c * w, chan_pitch = w; the latent is the ANS
+ * decoder's (channel, row, column): cap = h, row_pitch = w, chan_pitch = h * w. */
+typedef struct { uint8_t *data; int dtype; uint32_t c, h, w, cap; uint64_t row_pitch, chan_pitch; } bpg_view;
 
-/* bpgan_ops.c: one function per op kind; y's shape and the row buffer come from the plan. */
-typedef void (*bpg_kernel)(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row);
+/* Row r of channel c (r held: the stream schedule guarantees it). */
+static inline void *bpg_row(const bpg_view *v, uint32_t c, uint64_t r)
+{
+    static const uint8_t bytes[4] = {1, 1, 2, 4};
+    return v->data + ((r % v->cap) * v->row_pitch + (uint64_t)c * v->chan_pitch) * bytes[v->dtype];
+}
+
+/* bpgan_ops.c: one function per op kind; computes output rows [y0, y1) of y from the rows of xs
+ * they reach (the row buffer: the conv's int32 accumulators of one output row). */
+typedef void (*bpg_kernel)(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row,
+                           uint32_t y0, uint32_t y1);
 extern const bpg_kernel bpg_kernels[BPG_NUM_KINDS];
 
-/* bpgan_plan.c: shapes for a latent of size (h, w), then first-fit arena offsets; 0 or an error. */
-int bpg_plan(const bpg_model *m, bpg_shape latent, char *err);
+/* bpgan_plan.c: shapes for a latent of size (h, w), the rings (a dry run of the stream schedule for `rows`
+ * output rows), the arena: [latent | side | rings, row buffer], `tail` bytes overlaying the rings once the
+ * generator is done; 0 or an error. */
+typedef struct { uint64_t side_at, tail_at, row_at; } bpg_layout;
+int bpg_plan(const bpg_model *m, bpg_shape latent, uint32_t rows, uint64_t side, uint64_t tail, bpg_layout *at,
+             char *err);
+/* bpgan_stream.c: forget every window (the latent held whole); make output rows [.., hi) available. */
+void bpg_stream_reset(const bpg_model *m);
+void bpg_stream_pull(const bpg_model *m, uint32_t hi, int compute, int32_t *row);
+void bpg_stream_drop_output(const bpg_model *m, uint32_t below);
+bpg_view bpg_view_of(const bpg_model *m, uint32_t t);
 /* bpgan_ans.c: payload words -> symbol indices (uint8) in out (C, h, w) under the work rules. */
 int bpg_ans_decode(const bpg_model *m, const uint8_t *payload, uint32_t payload_len, int sealed,
                    uint32_t c, uint64_t per_channel, uint32_t width, uint8_t *out, char *err);

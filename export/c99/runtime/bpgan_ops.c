@@ -1,8 +1,10 @@
 /* bpgan_ops.c: one C function per op kind of firmware_ref.ops.REGISTRY (TFLite-Micro reference-kernel
  * style: plain loops, the integer semantics as the first comment line, the overflow argument beside
- * the accumulator). Tensors are NCHW / NCW with N = 1; a 1-D tensor is a 2-D one of height 1, so
- * the 1-D convs run the 2-D loops with kernel (1, k), stride (1, s) and padding (0, l, 0, r), which
- * is what firmware_ref's conv1d_acc does with numpy. Shapes were checked by the plan. */
+ * the accumulator). Each kernel computes output rows [y0, y1) from the rows of its inputs they reach,
+ * which the stream schedule (bpgan_stream.c) holds in the inputs' rings (bpg_row). A 1-D tensor (C, T)
+ * is a 2-D one with time as rows and width 1, so the 1-D convs run the 2-D loops with kernel (k, 1),
+ * stride (s, 1) and padding (l, 0, r, 0): what firmware_ref's conv1d_acc computes. Shapes were checked
+ * by the plan. */
 #include <string.h>
 
 #include "bpgan_internal.h"
@@ -45,7 +47,7 @@ void bpg_store(void *data, int dtype, uint64_t i, int32_t v)
     } while (0)
 
 /* row[k] += w * x[start + k * step], k < n: one tap along an output row (step: the conv's stride).
- * restrict: a row buffer and a tensor are distinct arena slots (the plan never overlaps live slots). */
+ * restrict: the row buffer and the tensors are distinct arena regions. */
 static void mac_gather(int32_t *restrict row, uint32_t n, int32_t w, const void *restrict x, uint64_t start,
                        uint32_t step, int dtype)
 {
@@ -67,12 +69,12 @@ static void mac_gather(int32_t *restrict row, uint32_t n, int32_t w, const void 
 /* y = clip(rounding_shift(acc, shift[o]), lo, hi) for one output row; the accumulator of column k is
  * row[(k % phases) * pitch + k / phases] (a transposed conv's row is kept in stride phases, see below). */
 static void requantize_row(const bpg_op *op, const int32_t *row, uint32_t n, uint32_t phases, uint32_t pitch,
-                           const bpg_shift *t, bpg_view *y, uint64_t at)
+                           const bpg_shift *t, void *y, int dtype)
 {
     uint32_t k;
     for (k = 0; k < n; k++) {
         const int32_t acc = phases == 1 ? row[k] : row[(k % phases) * pitch + k / phases];
-        bpg_store(y->data, y->dtype, at + k, bpg_clamp(bpg_rounding_shift(acc, t), op->clip[0], op->clip[1]));
+        bpg_store(y, dtype, k, bpg_clamp(bpg_rounding_shift(acc, t), op->clip[0], op->clip[1]));
     }
 }
 
@@ -87,18 +89,21 @@ static int64_t last_at_or_before(int64_t limit, int64_t off, int64_t s)
 }
 
 /* acc[o,y,x] = b[o] + sum_{c,i,j} w[o,c,i,j] * xpad[c, y*sh+i, x*sw+j]; y = clip(rounding_shift(acc, shift[o])) */
-static void conv_forward(const bpg_op *op, const bpg_view *x, bpg_view *y, int32_t *row)
+static void conv_forward(const bpg_op *op, const bpg_view *x, const bpg_view *y, int32_t *row, uint32_t y0,
+                         uint32_t y1)
 {
     const int64_t kh = op->kernel[0], kw = op->kernel[1], sh = op->stride[0], sw = op->stride[1];
     uint32_t o, oy, c, ox;
     int64_t i, j;
-    for (o = 0; o < y->c; o++) {
-        for (oy = 0; oy < y->h; oy++) {
+    for (oy = y0; oy < y1; oy++) {
+        for (o = 0; o < y->c; o++) {
             for (ox = 0; ox < y->w; ox++) row[ox] = op->bias[o];
             for (c = 0; c < x->c; c++) {
                 for (i = 0; i < kh; i++) {
                     const int64_t iy = (int64_t)oy * sh + i - op->pad[0];
+                    const void *in;
                     if (iy < 0 || iy >= (int64_t)x->h) continue;   /* a zero of the padding */
+                    in = bpg_row(x, c, (uint64_t)iy);
                     for (j = 0; j < kw; j++) {
                         const int32_t w = op->weight[(((uint64_t)o * x->c + c) * kh + i) * kw + j];
                         const int64_t off = j - op->pad[1];
@@ -106,13 +111,12 @@ static void conv_forward(const bpg_op *op, const bpg_view *x, bpg_view *y, int32
                         int64_t hi = last_at_or_before((int64_t)x->w - 1, off, sw);
                         if (hi > (int64_t)y->w - 1) hi = (int64_t)y->w - 1;
                         if (w == 0 || lo > hi) continue;           /* pruned weights add nothing */
-                        mac_gather(row + lo, (uint32_t)(hi - lo + 1), w, x->data,
-                                   ((uint64_t)c * x->h + (uint64_t)iy) * x->w + (uint64_t)(lo * sw + off),
-                                   (uint32_t)sw, x->dtype);
+                        mac_gather(row + lo, (uint32_t)(hi - lo + 1), w, in, (uint64_t)(lo * sw + off), (uint32_t)sw,
+                                   x->dtype);
                     }
                 }
             }
-            requantize_row(op, row, y->w, 1, y->w, &op->shift[o], y, ((uint64_t)o * y->h + oy) * y->w);
+            requantize_row(op, row, y->w, 1, y->w, &op->shift[o], bpg_row(y, o, oy), y->dtype);
         }
     }
 }
@@ -123,19 +127,22 @@ static void conv_forward(const bpg_op *op, const bpg_view *x, bpg_view *y, int32
  * The row buffer holds sw phases of `pitch` columns: output column ox = k * sw + p is row[p * pitch + k],
  * so tap j (ox = ix * sw + j - pl) adds a contiguous run of the input row to a contiguous run of one
  * phase, a loop compilers vectorize (a strided scatter would not be). */
-static void conv_transpose_forward(const bpg_op *op, const bpg_view *x, bpg_view *y, int32_t *row)
+static void conv_transpose_forward(const bpg_op *op, const bpg_view *x, const bpg_view *y, int32_t *row,
+                                   uint32_t y0, uint32_t y1)
 {
     const int64_t kh = op->kernel[0], kw = op->kernel[1], sh = op->stride[0], sw = op->stride[1];
     const uint32_t pitch = (uint32_t)((y->w + sw - 1) / sw);
     uint32_t o, oy, c, ox;
     int64_t i, j;
-    for (o = 0; o < y->c; o++) {
-        for (oy = 0; oy < y->h; oy++) {
+    for (oy = y0; oy < y1; oy++) {
+        for (o = 0; o < y->c; o++) {
             for (ox = 0; ox < pitch * (uint32_t)sw; ox++) row[ox] = op->bias[o];
             for (c = 0; c < x->c; c++) {
                 for (i = 0; i < kh; i++) {
                     const int64_t t = (int64_t)oy + op->pad[0] - i;
+                    const void *in;
                     if (t < 0 || t % sh != 0 || t / sh >= (int64_t)x->h) continue;
+                    in = bpg_row(x, c, (uint64_t)(t / sh));
                     for (j = 0; j < kw; j++) {
                         const int32_t w = op->weight[(((uint64_t)c * y->c + o) * kh + i) * kw + j];
                         const int64_t off = j - op->pad[1];
@@ -144,106 +151,113 @@ static void conv_transpose_forward(const bpg_op *op, const bpg_view *x, bpg_view
                         int64_t hi = last_at_or_before((int64_t)y->w - 1, off, sw);
                         if (hi > (int64_t)x->w - 1) hi = (int64_t)x->w - 1;
                         if (w == 0 || lo > hi) continue;
-                        mac_gather(row + phase * pitch + lo + base, (uint32_t)(hi - lo + 1), w, x->data,
-                                   ((uint64_t)c * x->h + (uint64_t)(t / sh)) * x->w + (uint64_t)lo, 1, x->dtype);
+                        mac_gather(row + phase * pitch + lo + base, (uint32_t)(hi - lo + 1), w, in, (uint64_t)lo, 1,
+                                   x->dtype);
                     }
                 }
             }
-            requantize_row(op, row, y->w, (uint32_t)sw, pitch, &op->shift[o], y, ((uint64_t)o * y->h + oy) * y->w);
+            requantize_row(op, row, y->w, (uint32_t)sw, pitch, &op->shift[o], bpg_row(y, o, oy), y->dtype);
         }
     }
 }
 
 /* y = clip(rounding_shift(b + sum w * x, shift[o]), clip)   (conv2d) */
-static void bpg_conv2d(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+static void bpg_conv2d(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0, uint32_t y1)
 {
-    conv_forward(op, xs, y, row);
+    conv_forward(op, xs, y, row, y0, y1);
 }
-/* y = clip(rounding_shift(b + sum w * x, shift[o]), clip)   (conv1d: the 2-D loops at height 1) */
-static void bpg_conv1d(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+/* y = clip(rounding_shift(b + sum w * x, shift[o]), clip)   (conv1d: the 2-D loops, time as rows, width 1) */
+static void bpg_conv1d(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0, uint32_t y1)
 {
-    conv_forward(op, xs, y, row);
+    conv_forward(op, xs, y, row, y0, y1);
 }
 /* y = clip(rounding_shift(b + sum w * x, shift[o]), clip)   (conv_transpose2d) */
-static void bpg_conv_transpose2d(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+static void bpg_conv_transpose2d(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0,
+                                 uint32_t y1)
 {
-    conv_transpose_forward(op, xs, y, row);
+    conv_transpose_forward(op, xs, y, row, y0, y1);
 }
-/* y = clip(rounding_shift(b + sum w * x, shift[o]), clip)   (conv_transpose1d: height 1) */
-static void bpg_conv_transpose1d(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+/* y = clip(rounding_shift(b + sum w * x, shift[o]), clip)   (conv_transpose1d: time as rows, width 1) */
+static void bpg_conv_transpose1d(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0,
+                                 uint32_t y1)
 {
-    conv_transpose_forward(op, xs, y, row);
+    conv_transpose_forward(op, xs, y, row, y0, y1);
 }
 
 /* y = clip(rounding_shift((a << la) + (b << lb), shift), lo, hi). The aligned inputs and their sum fit
  * int32 (add_bound); a size-1 spatial axis broadcasts as numpy does in the reference. */
-static void bpg_add(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+static void bpg_add(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0, uint32_t y1)
 {
     const bpg_view *a = &xs[0], *b = &xs[1];
     const bpg_shift la = {op->align[0], 0, 0}, lb = {op->align[1], 0, 0};
     uint32_t c, r, q;
-    uint64_t n = 0;
     (void)row;
-    for (c = 0; c < y->c; c++)
-        for (r = 0; r < y->h; r++)
-            for (q = 0; q < y->w; q++, n++) {
-                const uint64_t ia = ((uint64_t)c * a->h + (a->h == 1 ? 0 : r)) * a->w + (a->w == 1 ? 0 : q);
-                const uint64_t ib = ((uint64_t)c * b->h + (b->h == 1 ? 0 : r)) * b->w + (b->w == 1 ? 0 : q);
-                const int64_t s = bpg_rounding_shift(bpg_load(a->data, a->dtype, ia), &la)
-                                + bpg_rounding_shift(bpg_load(b->data, b->dtype, ib), &lb);
-                bpg_store(y->data, y->dtype, n, bpg_clamp(bpg_rounding_shift(s, op->shift), op->clip[0], op->clip[1]));
+    for (r = y0; r < y1; r++)
+        for (c = 0; c < y->c; c++) {
+            const void *pa = bpg_row(a, c, a->h == 1 ? 0 : r), *pb = bpg_row(b, c, b->h == 1 ? 0 : r);
+            void *py = bpg_row(y, c, r);
+            for (q = 0; q < y->w; q++) {
+                const int64_t s = bpg_rounding_shift(bpg_load(pa, a->dtype, a->w == 1 ? 0 : q), &la)
+                                + bpg_rounding_shift(bpg_load(pb, b->dtype, b->w == 1 ? 0 : q), &lb);
+                bpg_store(py, y->dtype, q, bpg_clamp(bpg_rounding_shift(s, op->shift), op->clip[0], op->clip[1]));
             }
+        }
 }
 
 /* y = min(max(x, lo), hi)   (same scale, the output dtype may be narrower) */
-static void bpg_clip(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+static void bpg_clip(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0, uint32_t y1)
 {
-    const uint64_t n = (uint64_t)y->c * y->h * y->w;
-    uint64_t i;
+    uint32_t c, r, q;
     (void)row;
-    for (i = 0; i < n; i++)
-        bpg_store(y->data, y->dtype, i, bpg_clamp(bpg_load(xs->data, xs->dtype, i), op->clip[0], op->clip[1]));
+    for (r = y0; r < y1; r++)
+        for (c = 0; c < y->c; c++) {
+            const void *px = bpg_row(xs, c, r);
+            void *py = bpg_row(y, c, r);
+            for (q = 0; q < y->w; q++)
+                bpg_store(py, y->dtype, q, bpg_clamp(bpg_load(px, xs->dtype, q), op->clip[0], op->clip[1]));
+        }
 }
 
 /* y[c, h*r+i, w*r+j] = x[c*r*r+i*r+j, h, w]   (ONNX DepthToSpace CRD, torch PixelShuffle) */
-static void bpg_pixel_shuffle(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+static void bpg_pixel_shuffle(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0,
+                              uint32_t y1)
 {
     const uint32_t r = (uint32_t)op->factor, e = bpg_dtype_bytes(y->dtype);
     uint32_t c, yy, xx;
-    uint8_t *dst = (uint8_t *)y->data;
     (void)row;
-    for (c = 0; c < y->c; c++)
-        for (yy = 0; yy < y->h; yy++)
-            for (xx = 0; xx < y->w; xx++, dst += e) {
-                const uint64_t src = (((uint64_t)c * r * r + (yy % r) * r + xx % r) * xs->h + yy / r) * xs->w + xx / r;
-                memcpy(dst, (const uint8_t *)xs->data + src * e, e);
-            }
+    for (yy = y0; yy < y1; yy++)
+        for (c = 0; c < y->c; c++) {
+            uint8_t *dst = (uint8_t *)bpg_row(y, c, yy);
+            for (xx = 0; xx < y->w; xx++, dst += e)
+                memcpy(dst, (const uint8_t *)bpg_row(xs, c * r * r + (yy % r) * r + xx % r, yy / r) + (xx / r) * e, e);
+        }
 }
 
-/* y[c, h, w] = x[c, h//r, w//r]   (every spatial axis; a 1-D tensor keeps height 1) */
-static void bpg_upsample_nearest(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+/* y[c, h, w] = x[c, h//r, w//r]   (every spatial axis; a 1-D tensor, time as rows, keeps width 1) */
+static void bpg_upsample_nearest(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row,
+                                 uint32_t y0, uint32_t y1)
 {
-    const uint32_t r = (uint32_t)op->factor, e = bpg_dtype_bytes(y->dtype), rh = y->h == xs->h ? 1u : r;
+    const uint32_t r = (uint32_t)op->factor, e = bpg_dtype_bytes(y->dtype), rw = y->w == xs->w ? 1u : r;
     uint32_t c, yy, xx;
-    uint8_t *dst = (uint8_t *)y->data;
     (void)row;
-    for (c = 0; c < y->c; c++)
-        for (yy = 0; yy < y->h; yy++)
-            for (xx = 0; xx < y->w; xx++, dst += e)
-                memcpy(dst, (const uint8_t *)xs->data + (((uint64_t)c * xs->h + yy / rh) * xs->w + xx / r) * e, e);
+    for (yy = y0; yy < y1; yy++)
+        for (c = 0; c < y->c; c++) {
+            const uint8_t *src = (const uint8_t *)bpg_row(xs, c, yy / r);
+            uint8_t *dst = (uint8_t *)bpg_row(y, c, yy);
+            for (xx = 0; xx < y->w; xx++, dst += e) memcpy(dst, src + (xx / rw) * e, e);
+        }
 }
 
 /* y = x0 ++ x1 ++ ... along channels (inputs share one integer format and one spatial size) */
-static void bpg_concat(const bpg_op *op, const bpg_view *xs, bpg_view *y, int32_t *row)
+static void bpg_concat(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0, uint32_t y1)
 {
-    uint8_t *dst = (uint8_t *)y->data;
+    uint32_t r, c, at;
     uint16_t k;
     (void)row;
-    for (k = 0; k < op->n_inputs; k++) {
-        const uint64_t bytes = (uint64_t)xs[k].c * xs[k].h * xs[k].w * bpg_dtype_bytes(xs[k].dtype);
-        memcpy(dst, xs[k].data, (size_t)bytes);
-        dst += bytes;
-    }
+    for (r = y0; r < y1; r++)
+        for (k = 0, at = 0; k < op->n_inputs; k++)
+            for (c = 0; c < xs[k].c; c++, at++)
+                memcpy(bpg_row(y, at, r), bpg_row(&xs[k], c, r), (size_t)xs[k].w * bpg_dtype_bytes(xs[k].dtype));
 }
 
 const bpg_kernel bpg_kernels[BPG_NUM_KINDS] = {

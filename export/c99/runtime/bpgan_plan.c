@@ -1,10 +1,9 @@
-/* bpgan_plan.c: the memory plan of one stream. Shapes follow from the latent size (the same rules as
- * the reference kernels, which refuse the same impossible sizes); then the slots, largest first (ties:
- * lower id first), each go at the lowest offset where they overlap no slot of an intersecting lifetime
- * placed before (first fit by liveness, the order of TFLite Micro's greedy planner: on the shipped
- * models it reaches the peak of live bytes). bpgan/export/c99/plan.py runs the same algorithm over
- * the latent sizes the export's limits allow to size the arena, so a stream within them fits. */
+/* bpgan_plan.c: the memory plan of one stream. Shapes follow from the latent size (firmware_ref/stripes.py
+ * heights_of, the one output-size rule per op kind, which refuses the same impossible sizes); then each
+ * tensor's ring of rows and the arena offsets. */
 #include "bpgan_internal.h"
+
+#define BPG_MAX_SIDE ((int64_t)1 << 24)
 
 static uint64_t round_up(uint64_t n) { return (n + BPG_ALIGN - 1) / BPG_ALIGN * BPG_ALIGN; }
 
@@ -44,9 +43,9 @@ static int op_shape(const bpg_model *m, const bpg_op *op, bpg_shape *y, char *er
         h = (int64_t)x->h * op->factor;
         w = (int64_t)x->w * op->factor;
         break;
-    case BPG_UPSAMPLE_NEAREST:
-        h = m->spatial_dims == 2 ? (int64_t)x->h * op->factor : 1;
-        w = (int64_t)x->w * op->factor;
+    case BPG_UPSAMPLE_NEAREST:   /* 1-D: time is the row axis, the width stays 1 */
+        h = (int64_t)x->h * op->factor;
+        w = m->spatial_dims == 2 ? (int64_t)x->w * op->factor : 1;
         break;
     case BPG_CONCAT:
         for (k = 1; k < op->n_inputs; k++)
@@ -59,65 +58,57 @@ static int op_shape(const bpg_model *m, const bpg_op *op, bpg_shape *y, char *er
         h = x->h;
         w = x->w;
     }
-    if ((uint64_t)h * (uint64_t)w > m->arena_bytes)   /* also keeps h, w far inside uint32 */
-        return bpg_error(err, "a %ldx%ld layer exceeds this decoder's arena of %lu bytes", (long)h, (long)w,
-                         (unsigned long)m->arena_bytes);
+    if (h > BPG_MAX_SIDE || w > BPG_MAX_SIDE)   /* keeps every row and column index far inside uint32 */
+        return bpg_error(err, "a %ldx%ld layer exceeds this decoder's limit of %ld rows or columns", (long)h, (long)w,
+                         (long)BPG_MAX_SIDE);
     y->h = (uint32_t)h;
     y->w = (uint32_t)w;
     return 0;
 }
 
-static int overlaps(const bpg_model *m, uint32_t a, uint32_t b)
+/* The arena of one stream: [latent | side | rings, row buffer]; tail overlays the rings and the row buffer
+ * (used once the generator is done). Rings: a dry run of the stream schedule gives each tensor's largest
+ * window (RowCache.max_rows); bpgan/export/c99/plan.py sizes the static arena with the same layout over
+ * the sizes the export's limits allow, so a stream within them fits (one that does not is refused). */
+int bpg_plan(const bpg_model *m, bpg_shape latent, uint32_t rows, uint64_t side, uint64_t tail, bpg_layout *at,
+             char *err)
 {
-    return m->slot_first[a] <= m->slot_last[b] && m->slot_first[b] <= m->slot_last[a];
-}
-
-int bpg_plan(const bpg_model *m, bpg_shape latent, char *err)
-{
-    uint32_t i, k, j;
-    uint64_t need = 0;
+    uint64_t need, columns = 1;
+    uint32_t i, y;
     m->shapes[m->input] = latent;
     for (i = 0; i < m->n_ops; i++) {
         const bpg_op *op = &m->ops[i];
         if (op_shape(m, op, &m->shapes[op->output], err)) return 1;
-    }
-    for (i = 0; i < m->n_tensors; i++) {
-        const bpg_shape *s = &m->shapes[i];
-        const uint64_t elements = (uint64_t)m->tensors[i].channels * s->h * s->w;
-        m->slots[i].bytes = round_up(elements * bpg_dtype_bytes(m->tensors[i].dtype));
-    }
-    for (i = 0; i < m->n_ops; i++) {   /* int32 row buffers: a transposed conv's in whole stride phases */
-        const bpg_op *op = &m->ops[i];
-        const uint64_t w = m->shapes[op->output].w, s = (uint64_t)op->stride[1];
-        const int transposed = op->kind == BPG_CONV_TRANSPOSE2D || op->kind == BPG_CONV_TRANSPOSE1D;
-        const uint64_t columns = transposed ? (w + s - 1) / s * s : w;
-        m->slots[m->n_tensors + i].bytes = op->kind <= BPG_CONV_TRANSPOSE1D ? round_up(4u * columns) : 0;
-    }
-    for (k = 0; k < m->n_slots; k++) {   /* insertion sort: stable, so equal sizes stay in id order */
-        const uint16_t s = (uint16_t)k;
-        for (j = k; j > 0 && m->slots[m->order[j - 1]].bytes < m->slots[s].bytes; j--) m->order[j] = m->order[j - 1];
-        m->order[j] = s;
-    }
-    for (k = 0; k < m->n_slots; k++) {
-        const uint32_t s = m->order[k];
-        uint64_t at = 0;
-        int moved = 1;
-        if (m->slots[s].bytes > m->arena_bytes) break;
-        while (moved) {   /* bump past every conflict: ends at the lowest offset that has none */
-            moved = 0;
-            for (j = 0; j < k; j++) {
-                const uint32_t p = m->order[j];
-                if (m->slots[p].bytes == 0 || !overlaps(m, s, p)) continue;
-                if (m->slots[p].offset < at + m->slots[s].bytes && at < m->slots[p].offset + m->slots[p].bytes) {
-                    at = m->slots[p].offset + m->slots[p].bytes;
-                    moved = 1;
-                }
-            }
+        if (op->kind <= BPG_CONV_TRANSPOSE1D) {   /* int32 row buffer: a transposed conv's in whole stride phases */
+            const uint64_t w = m->shapes[op->output].w, s = (uint64_t)op->stride[1];
+            const uint64_t n = op->kind == BPG_CONV_TRANSPOSE2D || op->kind == BPG_CONV_TRANSPOSE1D ? (w + s - 1) / s * s : w;
+            if (n > columns) columns = n;
         }
-        m->slots[s].offset = at;
-        if (m->slots[s].bytes && at + m->slots[s].bytes > need) need = at + m->slots[s].bytes;
     }
-    if (k < m->n_slots || need > m->arena_bytes)
+    if (rows > m->shapes[m->output].h) rows = m->shapes[m->output].h;
+    bpg_stream_reset(m);
+    for (y = 0; y < rows; y++) {   /* the dry run: windows only, one output row at a time */
+        bpg_stream_pull(m, y + 1, 0, NULL);
+        bpg_stream_drop_output(m, y + 1);
+    }
+    need = round_up((uint64_t)m->tensors[m->input].channels * latent.h * latent.w);
+    m->rings[m->input].offset = 0;
+    m->rings[m->input].cap = latent.h;
+    at->side_at = need;
+    need += round_up(side);
+    at->tail_at = need;
+    for (i = 0; i < m->n_tensors; i++) {
+        const uint64_t row_bytes = (uint64_t)m->tensors[i].channels * m->shapes[i].w * bpg_dtype_bytes(m->tensors[i].dtype);
+        if (i == m->input) continue;
+        m->rings[i].cap = m->rings[i].max_rows;
+        m->rings[i].offset = need;
+        need += round_up(row_bytes * m->rings[i].cap);
+        if (need > m->arena_bytes) break;
+    }
+    at->row_at = need;
+    need += round_up(4u * columns);
+    if (need < at->tail_at + round_up(tail)) need = at->tail_at + round_up(tail);
+    if (need > m->arena_bytes)
         return bpg_error(err, "this stream needs more than the %lu bytes of arena of this build (export it with "
                          "larger limits)", (unsigned long)m->arena_bytes);
     return 0;
