@@ -110,7 +110,7 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
                c99_limits: dict = None, isa: str = None) -> ExportReport:
     """c99_limits (target c99): max_pixels / max_width / max_frames, the largest output the C decoder's arena is
     planned for.
-    isa (llvm): vnni | avx2 | generic kernels; None picks the best the target's CPU has (tvm_isa)."""
+    isa: vnni | avx2 | i8mm | generic kernels; None picks the best the target's CPU has (tvm_isa)."""
     model, blob = load_run_model(run_dir_or_model)
     if blob["quant"] is None:
         raise ValueError(f"stage {blob['stage']!r} is a float model; export needs a quantized stage (qat or later)")

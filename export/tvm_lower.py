@@ -156,6 +156,8 @@ def target_of(target: str, schedule: str = "auto", isa: Optional[str] = None,
         spec["mcpu"] = llvm_mcpu(isa, mcpu)
     elif mcpu:
         spec["mcpu"] = mcpu
+    if target == "aarch64" and isa in ISAS:   # cross builds: the ISA's features go into mattr
+        spec["mattr"] = list(spec["mattr"]) + [f"+{f}" for f in ISAS[isa].needs if f"+{f}" not in spec["mattr"]]
     return tvm.target.Target(spec)
 
 

@@ -96,3 +96,39 @@ def test_a_failed_download_is_one_line(monkeypatch, tmp_path):
         tvm_qemu.runtime_dir()
     assert str(e.value).startswith("cannot download the aarch64 TVM runtime") and "\n" not in str(e.value)
     assert not list((tmp_path / "cache").rglob("*.so"))  # nothing half-made is left to look cached
+
+
+@pytest.fixture(scope="module")
+def libs_i8mm(qemu_ready, tmp_path_factory):
+    """The same plans with --isa i8mm: the blocked kernels on usdot (qemu-aarch64's default cpu, max, has it)."""
+    root = tmp_path_factory.mktemp("aarch64_i8mm")
+    plans = {"2d": program_2d(), "1d": program_1d(), "ps": pixel_shuffle_program()}
+    return {name: (prog, tvm_lower.compile_program(prog, "aarch64", root / name, isa="i8mm"))
+            for name, prog in plans.items()}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_aarch64_usdot_kernels_equal_the_reference_under_qemu(libs_i8mm, name, tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import tarfile
+    prog, lib = libs_i8mm[name]
+    assert json.loads(lib.with_name("decoder-aarch64.isa.json").read_text())["requires_cpu_flags"] == ["asimd", "i8mm"]
+    objdump = shutil.which("aarch64-linux-gnu-objdump")
+    if objdump:   # the kernels really run on usdot (binutils-aarch64-linux-gnu comes with the cross gcc)
+        with tarfile.open(lib) as tar:
+            tar.extractall(tmp_path, filter="data")
+        asm = "".join(subprocess.run([objdump, "-d", str(o)], capture_output=True, text=True).stdout
+                      for o in tmp_path.glob("*.o"))
+        assert "usdot" in asm
+    xs = [random_input(prog, shape, seed) for seed, shape in enumerate(SHAPES[name])]
+    outs, _, _ = tvm_qemu.run(lib, [[x] for x in xs])
+    for x, (got,) in zip(xs, outs):
+        assert np.array_equal(got, run_program(prog, x)[prog.outputs[0]]), (name, x.shape)
+
+
+def test_an_isa_the_target_cannot_have_is_refused_in_one_line(tmp_path):
+    from bpgan.firmware_ref.program import ProgramError
+    with pytest.raises(ProgramError, match="isa 'i8mm' needs neon, i8mm"):
+        tvm_lower.compile_program(program_2d(), "llvm", tmp_path, isa="i8mm")
