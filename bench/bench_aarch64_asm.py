@@ -1,10 +1,10 @@
 """Instructions per MAC of the aarch64 kernels, read from the generated assembly (not device time).
 
-python bench/bench_aarch64_asm.py [PROGRAM_DIR ...] [--isa i8mm generic]
+python bench/bench_aarch64_asm.py [PROGRAM_DIR ...] [--isa i8mm dotprod generic]
 Compiles each program for --target aarch64, disassembles its objects (aarch64-linux-gnu-objdump) and
 splits them into basic blocks (a block ends at a branch or starts at a branch target). For every block
 that holds dot-product instructions it prints instructions per MAC: the block's instruction count over
-its MACs (usdot: 16 per instruction; a vector multiply-accumulate mla/smlal of .4s: 4). The MAC-weighted
+its MACs (usdot, sdot: 16 per instruction; a vector multiply-accumulate mla/smlal of .4s: 4). The MAC-weighted
 mean over those blocks is the inner loops' cost; loads, address arithmetic and loop control count, but
 nothing outside the blocks does (padding, packing, the requantize epilogues). A static count: how
 often each block runs, and how fast an aarch64 core issues it, are not measured here (qemu-user 7.2
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("programs", nargs="*", type=Path,
                    default=[root / "zoo" / "bpgan-image-light" / "export", root / "zoo" / "bpgan-audio-light" / "export"])
-    p.add_argument("--isa", nargs="+", default=["i8mm", "generic"])
+    p.add_argument("--isa", nargs="+", default=["i8mm", "dotprod", "generic"])
     args = p.parse_args(argv)
     if shutil.which("aarch64-linux-gnu-objdump") is None:
         print("needs aarch64-linux-gnu-objdump (apt-get install binutils-aarch64-linux-gnu)", file=sys.stderr)

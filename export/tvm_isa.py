@@ -6,6 +6,7 @@ an Isa only says how one 16-lane int32 accumulator step is computed:
   avx2     vpmaddwd ymm x2 + vpaddd: 2 int16 x int16 products per lane (operands widened at packing /
            padding time, so no offset trick and no saturation; see tvm_avx2)
   i8mm     usdot q x4: 4 uint8 x int8 products per lane, one instruction per 4 lanes (aarch64 Armv8.6 i8mm)
+  dotprod  sdot q x4: 4 int8 x int8 products per lane (aarch64 Armv8.2 dotprod; uint8 inputs offset by -128)
   generic  the same loops vectorized in int32 by LLVM: exact anywhere, no dot-product instruction
 The accumulator budget counts 16-lane accumulators: 24 of the 32 zmm registers for VNNI, 6 (12 ymm)
 of the 16 ymm registers for AVX2, leaving room for the broadcast input and the products. AVX2 tiles
@@ -56,8 +57,8 @@ def _isas():
         "avx2": Isa("avx2", 2, "int16", "int16", tvm_avx2.OC16_INTRIN, tvm_avx2.PIX16_INTRIN, 6, 1, 1, 2,
                     ("avx2",)),
         # 32 q registers: 6 accumulators of 4 q each, the rest for operands (tiles not tuned: no device here)
-        "i8mm": Isa("i8mm", 4, "uint8", "int8", tvm_neon.OC16_INTRIN, tvm_neon.PIX16_INTRIN, 6, 2, 1, 1,
-                    ("neon", "i8mm")),
+        "i8mm": Isa("i8mm", 4, "uint8", "int8", *tvm_neon.INTRINSICS["i8mm"], 6, 2, 1, 1, ("neon", "i8mm")),
+        "dotprod": Isa("dotprod", 4, "int8", "int8", *tvm_neon.INTRINSICS["dotprod"], 6, 2, 1, 1, ("neon", "dotprod")),
         "generic": Isa("generic", 4, "uint8", "int8", None, None, 24, 4, 4, 1, ()),
     }
 

@@ -19,10 +19,11 @@ everything else, the 16 lanes included, is one structure for every ISA.
 
 Each kernel pads its input in a first stage (the copy also does any layout change); the padded
 copy is a second output, so the Relax VM plans and reuses its memory instead of the kernel
-allocating megabytes per call. For uint8 activation operands (VNNI: vpdpbusd's first source is
-unsigned) an int8 input becomes x + 128 (pad value 128 = zero) and the bias absorbs -128 * sum(w) of
-each phase: exact in int32 when 255 * sum|w| + |bias'| < 2**31, which `fits_offset` checks. int16
-operands (AVX2) hold int8 as it is: no offset.
+allocating megabytes per call. When the input's signedness differs from the activation operand's, the
+padding copy offsets it: for uint8 operands (VNNI vpdpbusd's first source, usdot's) an int8 input
+becomes x + 128 (pad value 128 = zero); for int8 operands (sdot) a uint8 input becomes x - 128 (pad
+value -128). The bias absorbs -offset * sum(w) of each phase: exact in int32 when 255 * sum|w| +
+|bias'| < 2**31, which `fits_offset` checks. int16 operands (AVX2) hold either as they are: no offset.
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -89,7 +90,7 @@ class PhaseConv:
     wp: np.ndarray     # isa.w_dtype (Ph, Pw, OB, KH', KW', CG, 16, group)
     bias: np.ndarray   # int32 (Ph, Pw, OB*16), includes the offset correction and folded rounding
     req: Requant
-    signed_input: bool   # int8 input read as x + 128 (uint8 operands only)
+    input_offset: int    # +128: int8 input on uint8 operands; -128: uint8 input on int8 operands; else 0
     out_channels: int
     isa: Isa
 
@@ -101,9 +102,10 @@ def _phase_taps(k, s, p, r):
     return q, [i0 + s * (t - 1 - a) for a in range(t)]
 
 
-def _offset_input(prog: Program, op: Op, isa: Isa) -> bool:
-    """An int8 input needs the +128 offset only when the kernel's activation operand is uint8."""
-    return prog.fmt(op.inputs[0])[0] == "int8" and isa.act_dtype == "uint8"
+def _input_offset(prog: Program, op: Op, isa: Isa) -> int:
+    """What the padding copy adds to the input so that it fits the activation operand's dtype."""
+    have = prog.fmt(op.inputs[0])[0]
+    return {("int8", "uint8"): 128, ("uint8", "int8"): -128}.get((have, isa.act_dtype), 0)
 
 
 def plan_phase_conv(op: Op, prog: Program, isa: Isa) -> Optional[PhaseConv]:
@@ -138,24 +140,23 @@ def plan_phase_conv(op: Op, prog: Program, isa: Isa) -> Optional[PhaseConv]:
     full = np.zeros((ph, pw, cg * g, ob * LANES) + taps, np.int64)
     full[:, :, :c, :o] = w_io.reshape(ph, pw, c, o, *taps)
     wp = full.reshape(ph, pw, cg, g, ob, LANES, *taps).transpose(0, 1, 4, 6, 7, 2, 5, 3)
-    signed = _offset_input(prog, op, isa)
+    offset = _input_offset(prog, op, isa)
     req = Requant.of(op, prog, o)
     bias = np.zeros((ph, pw, ob * LANES), np.int64)
     bias[:, :, :o] = b
-    if signed:  # (x + 128) * w summed: subtract 128 * sum(w) of the phase's taps
-        bias -= 128 * full.sum(axis=(2, 4, 5))
+    bias -= offset * full.sum(axis=(2, 4, 5))   # (x + offset) * w summed: take offset * sum(w) of the phase's taps back
     if req.fold_rnd() is not None:
         bias[:, :, :o] += req.rnd
     return PhaseConv(phases, stride, taps, offsets, pad_before, extent, wp.astype(isa.w_dtype),
-                     bias.astype(np.int32) if np.abs(bias).max() < 2 ** 31 else None, req, signed, o, isa)
+                     bias.astype(np.int32) if np.abs(bias).max() < 2 ** 31 else None, req, offset, o, isa)
 
 
 def fits_offset(plan: PhaseConv) -> bool:
-    """int32 headroom for the offset trick: every partial sum of (x+128)*w plus bias fits."""
+    """int32 headroom for the offset trick: every partial sum of (x + offset) * w plus bias fits."""
     if plan.bias is None:
         return False
     worst = 255 * np.abs(plan.wp.astype(np.int64)).sum(axis=(3, 4, 5, 7)).max() + np.abs(plan.bias).max()
-    return not plan.signed_input or worst < 2 ** 31 - 1
+    return not plan.input_offset or worst < 2 ** 31 - 1
 
 
 @dataclass
@@ -166,7 +167,7 @@ class PixelConv:
     wq: np.ndarray     # isa.w_dtype (O, KH, KW, CG, group)
     bias: np.ndarray   # int32 (O,)
     req: Requant
-    signed_input: bool
+    input_offset: int
     out_channels: int
     isa: Isa
 
@@ -177,13 +178,13 @@ def plan_pixel_conv(op: Op, prog: Program, isa: Isa) -> PixelConv:
     full = np.zeros((o, -(-c // isa.group) * isa.group, kh, kw), np.int64)
     full[:, :c] = w
     wq = full.reshape(o, -1, isa.group, kh, kw).transpose(0, 3, 4, 1, 2)
-    signed = _offset_input(prog, op, isa)
+    offset = _input_offset(prog, op, isa)
     req = Requant.of(op, prog, o)
-    bias = b - (128 * full.sum(axis=(1, 2, 3)) if signed else 0)
+    bias = b - offset * full.sum(axis=(1, 2, 3))
     if req.fold_rnd() is not None:
         bias = bias + req.rnd
     return PixelConv((kh, kw), tuple(op.attrs["padding"]), wq.astype(isa.w_dtype), bias.astype(np.int32), req,
-                     signed, o, isa)
+                     offset, o, isa)
 
 
 def _offset(table, r):
@@ -199,16 +200,16 @@ def _offset(table, r):
     return expr
 
 
-def _pad_stage(x, shape, top, left, signed, channel, dtype):
-    """Zero-padded copy of blocked x as dtype (x + 128 when signed) in the kernel's shape; channel(g, l) maps lanes."""
+def _pad_stage(x, shape, top, left, offset, channel, dtype):
+    """Zero-padded copy of blocked x + offset as dtype in the kernel's shape; channel(g, l) maps lanes."""
     _, _, h, w, _ = x.shape
-    zero = tirx.const(128 if signed else 0, dtype)
+    zero = tirx.const(offset, dtype)
 
     def f(n, g, y, xx, lane):
         yy, xs = y - top, xx - left
         cb, cl = channel(g, lane)
         v = x[n, cb, yy, xs, cl]
-        v = (v.astype("int32") + 128).astype(dtype) if signed else v.astype(dtype)
+        v = (v.astype("int32") + offset).astype(dtype) if offset else v.astype(dtype)
         return tirx.if_then_else(tirx.all(yy >= 0, yy < h, xs >= 0, xs < w), v, zero)
     return te.compute(shape, f, name="pad")
 
@@ -224,7 +225,7 @@ def phase_conv_te(x, wp, bias, tab, plan: PhaseConv, tile_x: int):
         hq, wq = (h + plan.extent[0]) // sh + 1, (w + plan.extent[1]) // sw + 1
     wq_r = ceil_to(wq, tile_x)  # whole register tiles: the extra columns read padding, never stored
     hp, wpd = (hq - 1) * sh + max(offh) + kh, (wq_r - 1) * sw + max(offw) + kw
-    xp = _pad_stage(x, (1, cb, hp, wpd, LANES), *plan.pad_before, plan.signed_input, lambda c, l: (c, l),
+    xp = _pad_stage(x, (1, cb, hp, wpd, LANES), *plan.pad_before, plan.input_offset, lambda c, l: (c, l),
                     plan.isa.act_dtype)
     ra, rb = te.reduce_axis((0, kh), "ra"), te.reduce_axis((0, kw), "rb")
     rc, ri = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, g), "ri")
@@ -246,7 +247,7 @@ def pixel_conv_te(x, wq, bias, tab, plan: PixelConv, tile_x: int):
     pt, pl, pb, pr = plan.padding
     ho, wo = h + pt + pb - kh + 1, w + pl + pr - kw + 1
     wo_r = ceil_to(wo, LANES * tile_x)
-    xp = _pad_stage(x, (1, cg, ho + kh - 1, wo_r + kw - 1, g), pt, pl, plan.signed_input,
+    xp = _pad_stage(x, (1, cg, ho + kh - 1, wo_r + kw - 1, g), pt, pl, plan.input_offset,
                     lambda c, l: ((c * g + l) // LANES, (c * g + l) % LANES), plan.isa.act_dtype)
     ra, rb = te.reduce_axis((0, kh), "ra"), te.reduce_axis((0, kw), "rb")
     rc, ri = te.reduce_axis((0, cg), "rc"), te.reduce_axis((0, g), "ri")

@@ -16,8 +16,8 @@ from bpgan.export.tvm_schedule import conv_prim_func  # noqa: E402
 
 FLAGS = cpu_flags() or set()
 # each ISA the host can execute, with the target it is built for (avx2: x86-64-v3, no AVX-512 at all)
-RUNNABLE = {"vnni": "avx512_vnni" in FLAGS, "avx2": "avx2" in FLAGS, "generic": True}
-MODES = [isa for isa in ISAS if RUNNABLE[isa]]
+RUNNABLE = {"vnni": "avx512_vnni" in FLAGS, "avx2": "avx2" in FLAGS, "generic": True}   # aarch64 ISAs: test_tvm_aarch64_qemu
+MODES = [isa for isa in ISAS if RUNNABLE.get(isa)]
 TARGET = {isa: target_of("llvm", isa=isa) for isa in MODES}
 
 # name -> (kind, cin, cout, kernel, stride, padding, input dtype, output dtype, relu, weight frac bits)

@@ -99,33 +99,37 @@ def test_a_failed_download_is_one_line(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def libs_i8mm(qemu_ready, tmp_path_factory):
-    """The same plans with --isa i8mm: the blocked kernels on usdot (qemu-aarch64's default cpu, max, has it)."""
-    root = tmp_path_factory.mktemp("aarch64_i8mm")
+def libs_neon(qemu_ready, tmp_path_factory):
+    """The same plans on the dot-product kernels (qemu-aarch64's default cpu, max, has i8mm and dotprod):
+    (isa, name) -> (program, library)."""
+    root = tmp_path_factory.mktemp("aarch64_neon")
     plans = {"2d": program_2d(), "1d": program_1d(), "ps": pixel_shuffle_program()}
-    return {name: (prog, tvm_lower.compile_program(prog, "aarch64", root / name, isa="i8mm"))
-            for name, prog in plans.items()}
+    return {(isa, name): (prog, tvm_lower.compile_program(prog, "aarch64", root / isa / name, isa=isa))
+            for isa in ("i8mm", "dotprod") for name, prog in plans.items()}
 
 
+@pytest.mark.parametrize("isa,instruction", [("i8mm", "usdot"), ("dotprod", "sdot")])
 @pytest.mark.parametrize("name", sorted(SHAPES))
-def test_aarch64_usdot_kernels_equal_the_reference_under_qemu(libs_i8mm, name, tmp_path):
+def test_aarch64_dot_product_kernels_equal_the_reference_under_qemu(libs_neon, isa, instruction, name, tmp_path):
     import json
+    import re
     import shutil
     import subprocess
     import tarfile
-    prog, lib = libs_i8mm[name]
-    assert json.loads(lib.with_name("decoder-aarch64.isa.json").read_text())["requires_cpu_flags"] == ["asimd", "i8mm"]
+    prog, lib = libs_neon[(isa, name)]
+    assert json.loads(lib.with_name("decoder-aarch64.isa.json").read_text())["requires_cpu_flags"] == \
+        sorted(["asimd", {"i8mm": "i8mm", "dotprod": "asimddp"}[isa]])
     objdump = shutil.which("aarch64-linux-gnu-objdump")
-    if objdump:   # the kernels really run on usdot (binutils-aarch64-linux-gnu comes with the cross gcc)
+    if objdump:   # the kernels really run on the instruction (binutils-aarch64-linux-gnu comes with the cross gcc)
         with tarfile.open(lib) as tar:
             tar.extractall(tmp_path, filter="data")
         asm = "".join(subprocess.run([objdump, "-d", str(o)], capture_output=True, text=True).stdout
                       for o in tmp_path.glob("*.o"))
-        assert "usdot" in asm
+        assert re.search(rf"\s{instruction}\s", asm)
     xs = [random_input(prog, shape, seed) for seed, shape in enumerate(SHAPES[name])]
     outs, _, _ = tvm_qemu.run(lib, [[x] for x in xs])
     for x, (got,) in zip(xs, outs):
-        assert np.array_equal(got, run_program(prog, x)[prog.outputs[0]]), (name, x.shape)
+        assert np.array_equal(got, run_program(prog, x)[prog.outputs[0]]), (isa, name, x.shape)
 
 
 def test_an_isa_the_target_cannot_have_is_refused_in_one_line(tmp_path):

@@ -24,9 +24,9 @@ def parse(argv):
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/export)")
     p.add_argument("--schedule", choices=("auto", "none"), default="auto",
                    help="auto: scheduled int8 kernels (default); none: untuned default pipeline")
-    p.add_argument("--isa", choices=("vnni", "avx2", "i8mm", "generic"), default=None,
+    p.add_argument("--isa", choices=("vnni", "avx2", "i8mm", "dotprod", "generic"), default=None,
                    help="the kernel family: llvm default the best this CPU has; aarch64 default generic (any ARMv8), "
-                        "i8mm: usdot (Armv8.6); the library records what it needs")
+                        "i8mm: usdot (Armv8.6), dotprod: sdot (Armv8.2); the library records what it needs")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="c99: largest image the arena is planned for (default 768x512 = 393216)")
     p.add_argument("--max-width", type=int, default=None,
