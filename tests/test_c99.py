@@ -423,22 +423,36 @@ def test_the_shipped_golden_streams_decode_byte_identical_on_every_target(name, 
     print(f"{name} golden stream byte-identical on: {', '.join(ran)}")
 
 
-def test_cortex_m4_decodes_a_768x512_image_within_512_kb_of_ram(tmp_path):
-    """zoo/bpgan-image-light, a 768x512 stream, linked into 512 KB of SRAM (static + heap + stack, painted and
-    measured on the board), byte-identical to the reference."""
+@pytest.mark.parametrize("name", ["bpgan-image-light", "bpgan-audio-light"])
+def test_cortex_m4_decodes_within_512_kb_of_ram(name, tmp_path):
+    """Linked into 512 KB of SRAM (static + heap + stack, painted and measured on the board), byte-identical to
+    the reference: zoo/bpgan-image-light on a 768x512 stream; zoo/bpgan-audio-light, built for 20 s, on its
+    golden stream (the streamed back end: memory independent of the duration)."""
     missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
     if missing or not list(Path("/usr/lib/arm-none-eabi").glob("**/librdimon.a")):
         pytest.skip(f"{', '.join(missing) or 'librdimon (libnewlib-arm-none-eabi)'} not installed")
     from conftest import REPO
-    prog = load_program(REPO / "zoo" / "bpgan-image-light" / "export")
+    prog = load_program(REPO / "zoo" / name / "export")
     report = emit_c99(prog, tmp_path / "c99")
-    data = _stream(prog, (512, 768), np.random.default_rng(5))
+    audio = name.endswith("audio-light")
+    data = (REPO / "zoo" / name / "export" / "golden.bpg").read_bytes() if audio else \
+        _stream(prog, (512, 768), np.random.default_rng(5))
+    out = "k.wav" if audio else "k.ppm"
     (report.out_dir / "k.bpg").write_bytes(data)
-    r = subprocess.run(["make", "-s", "-C", str(report.out_dir), "qemu-cortex-m", "IN=k.bpg", "OUT=k.ppm",
+    r = subprocess.run(["make", "-s", "-C", str(report.out_dir), "qemu-cortex-m", "IN=k.bpg", f"OUT={out}",
                         "CM_RAM=524288", "RAM_REPORT=ram.txt"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (report.out_dir / "k.ppm").read_bytes() == native.expected(prog, data, report.max_pixels)
+    assert (report.out_dir / out).read_bytes() == native.expected(prog, data, report.max_pixels)
     used = dict(zip(*[iter((report.out_dir / "ram.txt").read_text().split()[:8])] * 2))
     assert int(used["status"]) == 0 and int(used["total"]) <= 512 * 1024, used
-    print(f"Cortex-M4 768x512: {used['total']} bytes of RAM touched ({used['static']} static, "
-          f"{used['heap+stack']} heap + stack); arena {report.arena_bytes}")
+    print(f"Cortex-M4 {name}: {used['total']} bytes of RAM touched ({used['static']} static, "
+          f"{used['heap+stack']} heap + stack); arena {report.arena_bytes} for {report.limit}")
+
+
+def test_the_speech_arena_does_not_grow_with_the_duration(audio):
+    """Rings along time and the streamed back end: 20 s and 200 s differ only by the latent's bytes."""
+    prog = audio[0]
+    down, latent_c = prog.meta["config"]["downsample"], prog.tensors[prog.inputs[0]]["channels"]
+    short, long = (plan.arena_bytes(prog, 1, frames // down) for frames in (2500, 25000))
+    latent = [-(-latent_c * (frames // down) // 8) * 8 for frames in (2500, 25000)]   # 8-byte aligned
+    assert long - short == latent[1] - latent[0] and short < 256 * 1024

@@ -7,19 +7,20 @@ generator is done (runtime/bpgan_plan.c bpg_plan, which sizes each ring by a dry
 per stream). Here the same layout sizes the static arena: every term at its largest over the streams
 the export's limits let through (the widest latent, the most latent positions, each ring's largest
 window over heights), so a stream within them fits; the C still refuses one that does not.
-Sides and tails: an image's one row of pixels; speech's cropped mel, then its PCM and the integer
-back end's work (speech_tables.speech_work_bytes).
+Sides: an image's one row of pixels; speech's streamed back end (speech_tables.speech_stream_bytes, the
+same whatever the duration), one mel frame and one chunk of PCM. Nothing overlays the rings yet (tail 0).
 """
 from typing import Dict, List, Tuple
 
 import numpy as np
 
-from bpgan.firmware_ref import bitstream
 from bpgan.firmware_ref.formats import DTYPE_RANGE
 from bpgan.firmware_ref.program import ProgramError
 from bpgan.firmware_ref.stripes import heights_of, ring_rows
 
-from .speech_tables import speech_work_bytes
+from bpgan.firmware_ref.speech import GRIFFIN_LIM_ITERS, N_MELS
+
+from .speech_tables import SPEECH_MAX_CHUNK, speech_stream_bytes
 
 ALIGN = 8   # bpgan_internal.h BPG_ALIGN
 DTYPE_BYTES = {name: np.dtype(name).itemsize for name in DTYPE_RANGE}
@@ -93,7 +94,10 @@ def arena_bytes(prog, dims: int, max_positions: int, max_latent_cols: int = 1) -
         cols = heights_of(prog, max_latent_cols, axis=1)
         caps = ring_caps(prog, max_positions)
         return layout_bytes(prog, latent_bytes, cols[out] * prog.tensors[out]["channels"], 0, caps, cols)
-    frames = heights_of(prog, max_positions)[out]
-    tail = _round_up(2 * frames * bitstream.AUDIO_HOP) + speech_work_bytes(frames)
-    return layout_bytes(prog, latent_bytes, prog.tensors[out]["channels"] * frames, tail,
-                        ring_caps(prog, max_positions), {name: 1 for name in tensor_ids(prog)})
+    return layout_bytes(prog, latent_bytes, speech_side_bytes(), 0, ring_caps(prog, max_positions),
+                        {name: 1 for name in tensor_ids(prog)})
+
+
+def speech_side_bytes() -> int:
+    """bpgan_decoder.c's speech side: the back end's state, one mel frame, one chunk of PCM16."""
+    return _round_up(speech_stream_bytes(GRIFFIN_LIM_ITERS)) + _round_up(N_MELS) + 2 * SPEECH_MAX_CHUNK

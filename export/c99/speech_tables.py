@@ -3,20 +3,27 @@
 Every number is taken from firmware_ref.speech's own functions (twiddles, Hann, dB table, mel basis and
 inverse, bit reversal, the inverse overlap envelope), so the C recomputes none of them. The mel matrices
 are stored by rows as [first column, count) spans: the zeros left out add nothing to an integer sum.
-speech_work_bytes is the C's bpg_speech_work_bytes, the one place in Python for the arena sizing.
+speech_stream_bytes is the C's bpg_speech_stream_bytes, the one place in Python for the back end's work sizing.
 """
 import numpy as np
 
 from bpgan.firmware_ref import speech
 
 N_BINS, N_MELS, N_FFT, HOP = speech.N_BINS, speech.N_MELS, speech.N_FFT, speech.HOP
-FRAME_BYTES = 4 * (N_BINS + 2 * N_BINS + HOP)     # magnitude, previous re/im, the signal's 64 samples (int32)
-FIXED_BYTES = 4 * 3 * HOP + 4 * 3 * N_FFT         # the signal's 3 trailing blocks; scratch (FFT re/im + 4-block ring)
+# The streamed back end's state (bpgan_speech.h BPG_SPEECH_STREAM_BYTES), int32 arrays after 32 bytes of counters:
+# per Griffin-Lim round a signal ring of 6 blocks, 3 frames of magnitude and 3 of rebuilt re/im (the momentum);
+# fixed: scratch (FFT re/im, one windowed frame), the output's 3 partial blocks, one more magnitude frame,
+# 2 rebuilt frames fewer (magnitude ring 3 iters + 1 frames, momentum ring 3 iters - 2).
+STATE_BYTES = 32
+SPEECH_MAX_CHUNK = 64   # bpgan_speech.h BPG_SPEECH_MAX_CHUNK: the most samples one feed or finish call writes
+ROUND_BYTES = 4 * (6 * HOP + 3 * N_BINS + 3 * 2 * N_BINS)                     # 6180
+FIXED_BYTES = STATE_BYTES + 4 * (3 * N_FFT + 3 * HOP + N_BINS - 2 * 2 * N_BINS)  # 2324
 
 
-def speech_work_bytes(frames: int) -> int:
-    """Work bytes of bpg_speech_to_pcm16 for `frames` mel frames: 1804 per frame + 3840, rounded up to 8."""
-    return (FRAME_BYTES * int(frames) + FIXED_BYTES + 7) // 8 * 8
+def speech_stream_bytes(iters: int) -> int:
+    """Work bytes of the streamed back end (bpg_speech_stream_bytes, bpg_speech_to_pcm16) for `iters` Griffin-Lim
+    rounds (0 counts as 1), whatever the clip's length: 6180 per round + 2324, rounded up to 8."""
+    return (ROUND_BYTES * max(int(iters), 1) + FIXED_BYTES + 7) // 8 * 8
 
 
 def _initializer(values: np.ndarray, per_line: int, depth: int = 1) -> str:

@@ -165,29 +165,40 @@ static int output_size(const bpg_model *m, const bpg_header *h, bpg_shape *size,
     return 0;
 }
 
-/* The cropped mel frames (64, frames) int8, then the back end's PCM16 in the tail region. */
+/* PCM16 samples to little-endian bytes in place (sample i keeps bytes 2i, 2i + 1), then to the sink. */
+static int hand_on(bpg_sink sink, void *ctx, const bpg_info *info, int16_t *pcm, uint32_t n, char *err)
+{
+    uint8_t *bytes = (uint8_t *)pcm;
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        const uint16_t v = (uint16_t)pcm[i];
+        bytes[2u * i] = (uint8_t)(v & 0xFFu);
+        bytes[2u * i + 1u] = (uint8_t)(v >> 8);
+    }
+    return n && sink(ctx, info, bytes, 2u * (size_t)n) ? bpg_error(err, "output refused by the caller") : 0;
+}
+
+/* Mel frame by mel frame: pull generator row r (its 64 bands), feed it to the streamed integer back end,
+ * hand on the samples that became final; then the rest. Memory does not grow with the duration. */
 static int decode_audio(const bpg_model *m, const bpg_header *h, const bpg_layout *at, bpg_sink sink, void *ctx,
                         bpg_info *info, char *err)
 {
     const uint32_t frames = (h->orig[0] + m->audio_hop - 1) / m->audio_hop, bands = m->tensors[m->output].channels;
-    int8_t *mel = (int8_t *)(void *)(m->arena + at->side_at);
-    int16_t *pcm = (int16_t *)(void *)(m->arena + at->tail_at);
-    uint8_t *bytes = (uint8_t *)pcm;
+    uint8_t *speech = m->arena + at->side_at;
+    int8_t *mel = (int8_t *)(void *)(speech + round_up_8(bpg_speech_stream_bytes(m->gl_iters)));
+    int16_t *pcm = (int16_t *)(void *)((uint8_t *)mel + round_up_8(bands));
     const bpg_view y = bpg_view_of(m, m->output);
-    uint32_t r, c;
-    for (r = 0; r < frames; r++) {   /* output row r: mel frame r of every band */
+    uint32_t r, c, n;
+    bpg_speech_begin(speech, frames, h->orig[0], m->gl_iters, m->nnls_iters);
+    for (r = 0; r < frames; r++) {
         bpg_stream_pull(m, r + 1, 1, (int32_t *)(void *)(m->arena + at->row_at));
-        for (c = 0; c < bands; c++) mel[(uint64_t)c * frames + r] = (int8_t)bpg_load(bpg_row(&y, c, r), y.dtype, 0);
+        for (c = 0; c < bands; c++) mel[c] = (int8_t)bpg_load(bpg_row(&y, c, r), y.dtype, 0);
         bpg_stream_drop_output(m, r + 1);
+        if (hand_on(sink, ctx, info, pcm, bpg_speech_feed(speech, mel, 1, pcm), err)) return 1;
     }
-    bpg_speech_to_pcm16(mel, frames, frames, h->orig[0], m->gl_iters, m->nnls_iters, pcm,
-                        m->arena + at->tail_at + round_up_8(2u * (uint64_t)h->orig[0]));
-    for (r = 0; r < h->orig[0]; r++) {   /* in place to little-endian bytes: sample r keeps bytes 2r, 2r + 1 */
-        const uint16_t v = (uint16_t)pcm[r];
-        bytes[2u * r] = (uint8_t)(v & 0xFFu);
-        bytes[2u * r + 1u] = (uint8_t)(v >> 8);
-    }
-    return sink(ctx, info, bytes, 2u * (size_t)h->orig[0]) ? bpg_error(err, "output refused by the caller") : 0;
+    while ((n = bpg_speech_finish(speech, pcm)) > 0)
+        if (hand_on(sink, ctx, info, pcm, n, err)) return 1;
+    return 0;
 }
 
 /* Row by row: pull output row r, convert the cropped row to pixels (image.to_pixels), hand it on. */
@@ -234,10 +245,10 @@ int bpg_decode(const uint8_t *stream, size_t len, bpg_sink sink, void *ctx, char
     if (image) {
         side = (uint64_t)h.orig[1] * m->tensors[m->output].channels;   /* one row of pixels */
         tail = 0;
-    } else {   /* the cropped mel; then the PCM and the back end's work, over the generator's rings */
-        const uint32_t frames = (h.orig[0] + m->audio_hop - 1) / m->audio_hop;
-        side = (uint64_t)m->tensors[m->output].channels * frames;
-        tail = round_up_8(2u * (uint64_t)h.orig[0]) + bpg_speech_work_bytes(frames);
+    } else {   /* the streamed back end's state, one mel frame, one chunk of PCM (plan.speech_side_bytes) */
+        side = round_up_8(bpg_speech_stream_bytes(m->gl_iters)) + round_up_8(m->tensors[m->output].channels)
+             + 2u * BPG_SPEECH_MAX_CHUNK;
+        tail = 0;
     }
     if (bpg_plan(m, latent, image ? h.orig[0] : size.h, side, tail, &at, err)) return 1;
     if (m->shapes[m->output].h != size.h || m->shapes[m->output].w != size.w)

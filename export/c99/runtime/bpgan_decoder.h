@@ -29,8 +29,9 @@ typedef struct {
 typedef int (*bpg_sink)(void *ctx, const bpg_info *info, const uint8_t *bytes, size_t n);
 
 /* Decode one stream. The image is streamed: the generator runs output row by output row with a ring
- * of rows per tensor (memory grows with the width, not the height); speech likewise along time, then
- * the integer Griffin-Lim back end (bpgan_speech.c) over the whole mel. 0, or non-zero with a one-line
+ * of rows per tensor (memory grows with the width, not the height); speech likewise along time, each
+ * mel frame fed to the streamed integer Griffin-Lim back end (bpgan_speech.c) as it is made, so its
+ * memory does not grow with the duration; the samples come about 0.8 s of audio behind the frames. 0, or non-zero with a one-line
  * reason in err (the stream is refused; the sink may have received part of the output). */
 int bpg_decode(const uint8_t *stream, size_t len, bpg_sink sink, void *ctx, char err[BPG_ERR_LEN]);
 

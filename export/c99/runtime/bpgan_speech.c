@@ -1,7 +1,29 @@
-/* bpgan_speech.c: firmware_ref/speech.py mel_to_pcm16 in C99, bit for bit (see bpgan_speech.h).
+/* bpgan_speech.c: firmware_ref/speech.py mel_to_pcm16 in C99, bit for bit, streamed (see bpgan_speech.h).
  * Units as there: a time sample is PCM16 x 2**4 (int32), a bin is an unnormalised DFT in the same
  * units, Qn means value x 2**n. Every shift is the contract's rounding rule (bpg_rounding_shift);
- * every division is of non-negative integers (C's truncation is then NumPy's floor division). */
+ * every division is of non-negative integers (C's truncation is then NumPy's floor division).
+ *
+ * The wavefront. Signal x_0 is the ISTFT of the start spectrum, x_{j+1} that of round j's spectrum
+ * (j < iters); the padded signals have blocks 0 .. T+2 of 64 samples, frame t covers blocks t .. t+3.
+ * Stage 0 makes start frame t (magnitude, hashed phase) and stage j >= 1 makes round j-1's frame t
+ * (STFT of x_{j-1} blocks t .. t+3, momentum, CORDIC), both then synthesise it into x_j; block b of
+ * x_j is complete once its frames b-3 .. b are in. Step s (one per mel frame fed, then 3 iters + 2
+ * more in finish) runs stage j on frame u = s - 3j for j = 0 .. iters in that order: stage j finds
+ * x_{j-1} blocks u .. u+3 complete (stage j-1 completed block u+3 earlier in the same step), and
+ * output block b (= x_iters block b) is final at step b + 3 iters. Every value is the same integer
+ * the whole-clip loop computes (the sums have the same terms; only the order of the frames changes),
+ * so the PCM equals mel_to_pcm16's bit for bit, edges included (the envelope and kept range depend on
+ * T, given to bpg_speech_begin).
+ *
+ * What is live, and so the rings (by frame or block index modulo the depth):
+ *   x_j, j < iters  6 blocks: u-3 .. u complete (stage j+1 reads them), u+1, u+2 partial; frame u's
+ *                   quarters 1 .. 3 wait in `synth` until stage j+1 has read block u-3 (then u+3 takes
+ *                   its slot), so one synth buffer serves every stage;
+ *   output          3 partial blocks (a complete one goes straight to the PCM);
+ *   magnitude       frames s-3 iters .. s: 3 iters + 1;
+ *   momentum        round j-1's rebuilt spectrum of frame t, from round 0 (step t+3) to the last round
+ *                   (step t+3 iters), each round overwriting it in place: frames s-3 iters .. s-3,
+ *                   3 iters - 2 (at least 1). */
 #include "bpgan_internal.h"
 #include "bpgan_speech.h"
 
@@ -22,19 +44,54 @@
 #define CORDIC_STEPS 16
 #define CORDIC_INV_GAIN_Q15 19898
 #define NORM_TOP ((int32_t)1 << 28)
+#define SIG_BLOCKS 6u
+#define OUT_BLOCKS 3u
 
-/* The work layout (bpg_speech_work_bytes; speech_tables.py speech_work_bytes is the same formula). */
-#define PREV_BYTES_PER_FRAME (4u * 2u * N_BINS)
-#define SIG_BYTES_PER_FRAME (4u * HOP)
-#define MAG_BYTES_PER_FRAME (4u * N_BINS)
-#define SIG_TAIL_BYTES (4u * 3u * HOP)
-#define SCRATCH_BYTES (4u * (2u * N_FFT + 4u * HOP))   /* FFT re, im; the overlap-add ring */
+/* The state, at the start of the work buffer; then (int32) scratch fre, fim, synth (3 x 256), the
+ * output ring (3 x 64), the magnitude ring, the momentum ring, the signal rings: the layout of
+ * BPG_SPEECH_STREAM_BYTES (speech_tables.py speech_stream_bytes is the same formula). */
+typedef struct {
+    uint32_t frames, num_samples, iters, nnls_iters;
+    uint32_t fed;       /* mel frames fed */
+    uint32_t step;      /* the next step */
+    uint32_t steps;     /* T + 2 + 3 iters (0 when T = 0): the last output block T+1 is final at step T+1+3 iters */
+    uint32_t emitted;   /* PCM samples handed out */
+} stream_state;
 
-uint64_t bpg_speech_work_bytes(uint32_t frames)
+typedef char bpg_speech_state_is_32_bytes[sizeof(stream_state) == BPG_SPEECH_STATE_BYTES ? 1 : -1];
+
+typedef struct {
+    stream_state *st;
+    int32_t *fre, *fim;  /* 256 each: one frame's spectrum / samples (scratch) */
+    int32_t *synth;      /* 256: a frame's windowed IFFT (|.| <= 2**26), quarters 1 .. 3 waiting */
+    int32_t *out;        /* OUT_BLOCKS x 64: the output's partial blocks (<= 4 x 2**26 = 2**28) */
+    int32_t *mag;        /* (3 iters + 1, 129): target magnitudes, [0, 2**26] */
+    int32_t *mom;        /* (3 iters - 2, 2, 129): a rebuilt re, im (|.| <= 2**27) */
+    int32_t *sig;        /* (iters, SIG_BLOCKS, 64): x_0 .. x_{iters-1}, complete |.| <= 2**19, partial <= 2**28 */
+    uint32_t mag_depth, mom_depth;
+} stream_view;
+
+uint64_t bpg_speech_stream_bytes(uint32_t iters)
 {
-    uint64_t bytes = (uint64_t)frames * (PREV_BYTES_PER_FRAME + SIG_BYTES_PER_FRAME + MAG_BYTES_PER_FRAME)
-                     + SIG_TAIL_BYTES + SCRATCH_BYTES;
-    return (bytes + 7u) / 8u * 8u;
+    return BPG_SPEECH_STREAM_BYTES((uint64_t)iters);
+}
+
+static stream_view view_of(void *work)
+{
+    stream_view v;
+    uint32_t iters;
+    v.st = (stream_state *)work;
+    iters = v.st->iters;
+    v.fre = (int32_t *)(void *)((uint8_t *)work + BPG_SPEECH_STATE_BYTES);
+    v.fim = v.fre + N_FFT;
+    v.synth = v.fim + N_FFT;
+    v.out = v.synth + N_FFT;
+    v.mag_depth = 3u * iters + 1u;
+    v.mom_depth = 3u * iters - 2u;
+    v.mag = v.out + OUT_BLOCKS * HOP;
+    v.mom = v.mag + v.mag_depth * N_BINS;
+    v.sig = v.mom + v.mom_depth * 2u * N_BINS;
+    return v;
 }
 
 /* shift_terms(k) for one scalar k; rs() applies the one rule. */
@@ -54,16 +111,6 @@ static inline int64_t rs(int64_t a, int k)
 }
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-typedef struct {
-    uint32_t frames;
-    int32_t *prev;     /* (frames, 2, 129): the previous round's rebuilt re, im (|.| <= 2**27) */
-    int32_t *sig;      /* 64 (frames + 3): the padded signal, |.| <= 2**19 */
-    int32_t *fre, *fim; /* 256 each: one frame's spectrum / samples */
-    int32_t *ring;     /* 4 x 64: overlap-add of the blocks still being summed (<= 4 x 2**26 = 2**28) */
-    int32_t *mag;      /* (frames, 129): the target magnitude, [0, 2**26] */
-    uint8_t *scratch;  /* fre, fim, ring while iterating; the NNLS vectors before */
-} speech_work;
 
 /* ---- magnitude: table, Q12 inverse, NNLS ---------------------------------------------------- */
 
@@ -137,14 +184,15 @@ static void refine_nnls(const int32_t *mel, int32_t *mag, uint32_t iters, uint8_
         mag[k] = (int32_t)min64(rs(rs(integer_sqrt40(rs(x[k], -2)), 1), -(shift / 2)), MAG_MAX);
 }
 
-/* speech.mel_codes_to_magnitude for frame t: mel <= 10 x 2**19, inverse MACs < 2**38, clip 2**26. */
-static void frame_magnitude(const int8_t *codes, uint32_t pitch, uint32_t t, uint32_t nnls_iters,
-                            int32_t *mag, uint8_t *scratch)
+/* speech.mel_codes_to_magnitude for one frame (band b at codes[b * pitch]): mel <= 10 x 2**19, inverse
+ * MACs < 2**38, clip 2**26; scratch: 2572 bytes, 8-aligned. */
+static void frame_magnitude(const int8_t *codes, uint32_t pitch, uint32_t nnls_iters, int32_t *mag,
+                            uint8_t *scratch)
 {
     int32_t *mel = (int32_t *)(void *)(scratch + 8u * (N_BINS + N_MELS) + 4u * (N_BINS + N_MELS));
     uint32_t b, k;
     for (b = 0; b < N_MELS; b++)
-        mel[b] = bpg_speech_magnitude[codes[(uint64_t)b * pitch + t] + 128];
+        mel[b] = bpg_speech_magnitude[codes[(uint64_t)b * pitch] + 128];
     for (k = 0; k < N_BINS; k++)
         mag[k] = (int32_t)min64(rs(dot32(&bpg_speech_mel_inverse_q12, k, mel), INVERSE_BITS), MAG_MAX);
     if (nnls_iters > 0)
@@ -232,139 +280,234 @@ static void unit_phase_times(int32_t re, int32_t im, int32_t mag, int32_t *out_r
     *out_im = flip ? -v : v;
 }
 
-/* ---- ISTFT / STFT by frames ------------------------------------------------------------------- */
+/* ---- one frame of a stage ------------------------------------------------------------------- */
 
-/* fre/fim bins 0..128 of frame t -> IFFT (Hermitian, DC / Nyquist imaginary parts dropped) x Hann Q14
- * (|.| <= 2**26), added to the ring blocks t .. t+3. */
-static void synthesise_frame(speech_work *w, uint32_t t)
+/* speech.start_phase for frame t: bin k takes angle 2 pi h / 256, h a uint32 hash of t * 129 + k + 1
+ * (Python's uint64 count masked to 32 bits: the same product mod 2**32); mag x (cos, sin) Q14,
+ * |.| <= 2**26. */
+static void start_phase(const int32_t *mag, uint32_t t, int32_t *fre, int32_t *fim)
 {
-    uint32_t n;
-    for (n = N_BINS; n < N_FFT; n++) {
-        w->fre[n] = w->fre[N_FFT - n];
-        w->fim[n] = -w->fim[N_FFT - n];
-    }
-    w->fim[0] = w->fim[N_BINS - 1] = 0;
-    fft256(w->fre, w->fim, 1);
-    for (n = 0; n < N_FFT; n++)
-        w->ring[((t + n / HOP) & 3u) * HOP + n % HOP] +=
-            (int32_t)rs((int64_t)w->fre[n] * bpg_speech_hann_q14[n], WINDOW_BITS);
-}
-
-/* Block b of the padded signal is summed: x Q16 1/envelope (int64 < 2**46), rounding_shift 16, clip to
- * +-2**19 over the kept samples [128, 128 + 64 T - 1), 0 elsewhere; its ring slot is cleared. */
-static void finish_block(speech_work *w, uint32_t b)
-{
-    int32_t *acc = w->ring + (b & 3u) * HOP;
-    uint32_t lo = b + 1 > w->frames ? b + 1 - w->frames : 0, hi = b < 3 ? b : 3, r;
-    uint64_t kept_end = (uint64_t)HOP * w->frames + N_FFT / 2 - 1;
-    for (r = 0; r < HOP; r++) {
-        uint64_t n = (uint64_t)b * HOP + r;
-        if (n >= N_FFT / 2 && n < kept_end)
-            w->sig[n] = bpg_clamp(rs((int64_t)acc[r] * bpg_speech_inv_env_q16[lo][hi - 2][r], 16),
-                                  -SAMPLE_MAX - 1, SAMPLE_MAX);
-        else
-            w->sig[n] = 0;
-        acc[r] = 0;
-    }
-}
-
-/* frame t of the signal x Hann Q14 (<= 2**19) -> forward FFT (|bin| <= 2**27) in fre/fim */
-static void analyse_frame(speech_work *w, uint32_t t)
-{
-    const int32_t *x = w->sig + (uint64_t)t * HOP;
-    uint32_t n;
-    for (n = 0; n < N_FFT; n++) {
-        w->fre[n] = (int32_t)rs((int64_t)x[n] * bpg_speech_hann_q14[n], WINDOW_BITS);
-        w->fim[n] = 0;
-    }
-    fft256(w->fre, w->fim, 0);
-}
-
-/* speech.start_phase for frame t: bin k takes angle 2 pi h / 256, h a uint32 hash of t * 129 + k + 1;
- * mag x (cos, sin) Q14, |.| <= 2**26. */
-static void start_phase(speech_work *w, uint32_t t)
-{
-    const int32_t *mag = w->mag + (uint64_t)t * N_BINS;
     uint32_t k;
     for (k = 0; k < N_BINS; k++) {
         uint32_t h = (uint32_t)(t * (uint32_t)N_BINS + k + 1u) * 0x9E3779B1u;
         h ^= h >> 15;
         h *= 0x2C1B3C6Du;
         h = (h ^ (h >> 12)) >> 24;
-        w->fre[k] = (int32_t)rs((int64_t)mag[k] * bpg_speech_cos_q14[h], TWIDDLE_BITS);
-        w->fim[k] = (int32_t)rs((int64_t)mag[k] * bpg_speech_sin_q14[h], TWIDDLE_BITS);
+        fre[k] = (int32_t)rs((int64_t)mag[k] * bpg_speech_cos_q14[h], TWIDDLE_BITS);
+        fim[k] = (int32_t)rs((int64_t)mag[k] * bpg_speech_sin_q14[h], TWIDDLE_BITS);
     }
 }
 
-static void clear_ring(speech_work *w)
+/* frame t of a signal ring (blocks t .. t+3, complete, |.| <= 2**19) x Hann Q14 -> forward FFT
+ * (|bin| <= 2**27) in fre/fim */
+static void analyse_frame(const int32_t *ring, uint32_t t, int32_t *fre, int32_t *fim)
 {
-    uint32_t i;
-    for (i = 0; i < 4u * HOP; i++)
-        w->ring[i] = 0;
-}
-
-/* One Griffin-Lim round, fused: frame t of the old signal is analysed (it needs blocks t..t+3), its
- * momentum target (rebuilt - 0.4975 Q15 x previous, |.| < 1.5 x 2**27) turned to the magnitude's
- * phase, synthesised into the ring, and block t of the new signal (complete once frame t is in, no
- * longer read by frames > t) written over the old. round 0 has no previous. */
-static void griffin_lim_round(speech_work *w, int first)
-{
-    uint32_t t, k;
-    clear_ring(w);
-    for (t = 0; t < w->frames; t++) {
-        int32_t *prev_re = w->prev + (uint64_t)t * 2u * N_BINS, *prev_im = prev_re + N_BINS;
-        const int32_t *mag = w->mag + (uint64_t)t * N_BINS;
-        analyse_frame(w, t);
-        for (k = 0; k < N_BINS; k++) {
-            int32_t re = w->fre[k], im = w->fim[k], target_re = re, target_im = im;
-            if (!first) {
-                target_re = (int32_t)(re - rs((int64_t)MOMENTUM_Q15 * prev_re[k], 15));
-                target_im = (int32_t)(im - rs((int64_t)MOMENTUM_Q15 * prev_im[k], 15));
-            }
-            prev_re[k] = re;
-            prev_im[k] = im;
-            unit_phase_times(target_re, target_im, mag[k], &w->fre[k], &w->fim[k]);
+    uint32_t q, r;
+    for (q = 0; q < 4u; q++) {
+        const int32_t *x = ring + ((t + q) % SIG_BLOCKS) * HOP;
+        const int16_t *w = bpg_speech_hann_q14 + q * HOP;
+        for (r = 0; r < HOP; r++) {
+            fre[q * HOP + r] = (int32_t)rs((int64_t)x[r] * w[r], WINDOW_BITS);
+            fim[q * HOP + r] = 0;
         }
-        synthesise_frame(w, t);
-        finish_block(w, t);
     }
-    for (t = w->frames; t < w->frames + 3u; t++)
-        finish_block(w, t);
+    fft256(fre, fim, 0);
+}
+
+/* round j-1 on frame t, rebuilt spectrum R in fre/fim: target R - rs(0.4975 Q15 x previous R, 15)
+ * (|.| < 1.5 x 2**27; round 0: R) turned to the magnitude's phase by CORDIC into fre/fim; R kept
+ * in the frame's momentum slot for the next round (the previous round's R, read, is then dead). */
+static void phase_update(int32_t *fre, int32_t *fim, const int32_t *mag, int32_t *prev, int momentum, int keep)
+{
+    int32_t *prev_im = prev + N_BINS;
+    uint32_t k;
+    for (k = 0; k < N_BINS; k++) {
+        int32_t re = fre[k], im = fim[k], target_re = re, target_im = im;
+        if (momentum) {
+            target_re = (int32_t)(re - rs((int64_t)MOMENTUM_Q15 * prev[k], 15));
+            target_im = (int32_t)(im - rs((int64_t)MOMENTUM_Q15 * prev_im[k], 15));
+        }
+        if (keep) {
+            prev[k] = re;
+            prev_im[k] = im;
+        }
+        unit_phase_times(target_re, target_im, mag[k], &fre[k], &fim[k]);
+    }
+}
+
+/* fre/fim bins 0..128 -> IFFT (Hermitian, DC / Nyquist imaginary parts dropped; |.| <= 2**26) x Hann
+ * Q14 -> synth (|.| <= 2**26) */
+static void synthesise_frame(int32_t *fre, int32_t *fim, int32_t *synth)
+{
+    uint32_t n;
+    for (n = N_BINS; n < N_FFT; n++) {
+        fre[n] = fre[N_FFT - n];
+        fim[n] = -fim[N_FFT - n];
+    }
+    fim[0] = fim[N_BINS - 1] = 0;
+    fft256(fre, fim, 1);
+    for (n = 0; n < N_FFT; n++)
+        synth[n] = (int32_t)rs((int64_t)fre[n] * bpg_speech_hann_q14[n], WINDOW_BITS);
+}
+
+/* frame u's quarters 1 .. 3 (synth) into a ring of `depth` blocks: added to blocks u+1, u+2 (the
+ * overlap-add sums 4 frames: <= 2**28), block u+3 (whose slot held block u+3-depth, dead) set. */
+static void flush_frame(int32_t *ring, uint32_t depth, uint32_t u, const int32_t *synth)
+{
+    int32_t *b1 = ring + ((u + 1u) % depth) * HOP, *b2 = ring + ((u + 2u) % depth) * HOP;
+    int32_t *b3 = ring + ((u + 3u) % depth) * HOP;
+    uint32_t r;
+    for (r = 0; r < HOP; r++) {
+        b1[r] += synth[HOP + r];
+        b2[r] += synth[2u * HOP + r];
+        b3[r] = synth[3u * HOP + r];
+    }
+}
+
+/* Block b of a padded signal is summed (acc plus, if q0, the quarter 0 of frame b): x Q16 1/envelope
+ * (int64 < 2**46), rounding_shift 16, clip to +-2**19 over the kept samples [128, 128 + 64 T - 1),
+ * 0 elsewhere (blocks 0, 1 and T+2 entirely); in place. The envelope of a kept block depends on which
+ * of its 4 frames exist: b - hi .. b - lo. */
+static void finish_block(int32_t *acc, const int32_t *q0, uint32_t b, uint32_t frames)
+{
+    uint32_t r;
+    if (b < 2u || b > frames + 1u) {
+        for (r = 0; r < HOP; r++)
+            acc[r] = 0;
+    } else {
+        const uint32_t lo = b + 1u > frames ? b + 1u - frames : 0, hi = b < 3u ? b : 3u;
+        const int32_t *env = bpg_speech_inv_env_q16[lo][hi - 2u];
+        const uint32_t kept = b == frames + 1u ? HOP - 1u : HOP;   /* the clip's last sample is never kept */
+        for (r = 0; r < kept; r++) {
+            int32_t v = acc[r] + (q0 ? q0[r] : 0);
+            acc[r] = bpg_clamp(rs((int64_t)v * env[r], 16), -SAMPLE_MAX - 1, SAMPLE_MAX);
+        }
+        for (; r < HOP; r++)
+            acc[r] = 0;
+    }
+}
+
+/* ---- the pipeline ------------------------------------------------------------------------------ */
+
+/* Step s = st->step (see the top of the file); mel: frame s where s < T. -> the PCM samples of output
+ * block s - 3 iters that lie in [0, num_samples), written to pcm (at most 64). */
+static uint32_t run_step(const stream_view *v, const int8_t *mel, uint32_t pitch, int16_t *pcm)
+{
+    stream_state *st = v->st;
+    const uint32_t s = st->step, frames = st->frames, iters = st->iters;
+    uint32_t j, produced = 0;
+    int pending = 0;                       /* synth holds frame s - 3(j-1)'s quarters 1 .. 3 for x_{j-1} */
+    for (j = 0; j <= iters; j++) {
+        int32_t *x_in = j ? v->sig + (j - 1u) * SIG_BLOCKS * HOP : 0;
+        const int here = s >= 3u * j;
+        const uint32_t u = here ? s - 3u * j : 0;
+        int synthesised = 0;
+        if (j > 0 && here && u < frames)   /* round j-1 reads x_{j-1} blocks u .. u+3 */
+            analyse_frame(x_in, u, v->fre, v->fim);
+        if (pending)                       /* block u-3 has been read: frame u+3's quarters go in */
+            flush_frame(x_in, SIG_BLOCKS, s - 3u * (j - 1u), v->synth);
+        pending = 0;
+        if (!here)
+            break;
+        if (u > frames + 2u)               /* past the clip's blocks: deeper stages may still have work */
+            continue;
+        if (u < frames) {
+            int32_t *mag = v->mag + (u % v->mag_depth) * N_BINS;
+            if (j == 0) {
+                frame_magnitude(mel, pitch, st->nnls_iters, mag, (uint8_t *)(void *)v->fre);
+                start_phase(mag, u, v->fre, v->fim);
+            } else {
+                phase_update(v->fre, v->fim, mag, v->mom + (u % v->mom_depth) * 2u * N_BINS, j > 1, j < iters);
+            }
+            synthesise_frame(v->fre, v->fim, v->synth);
+            synthesised = 1;
+        }
+        if (j < iters) {                   /* x_j block u is complete */
+            finish_block(v->sig + j * SIG_BLOCKS * HOP + (u % SIG_BLOCKS) * HOP, synthesised ? v->synth : 0, u,
+                         frames);
+            pending = synthesised;
+        } else {                           /* the output: block u is final; rounding_shift 4, clip to int16 */
+            int32_t *acc = v->out + (u % OUT_BLOCKS) * HOP;
+            finish_block(acc, synthesised ? v->synth : 0, u, frames);
+            if (u >= 2u && u <= frames + 1u) {
+                const uint32_t first = (u - 2u) * HOP, kept = u == frames + 1u ? HOP - 1u : HOP;
+                uint32_t r;
+                for (r = 0; r < kept && first + r < st->num_samples; r++)
+                    pcm[produced++] = (int16_t)bpg_clamp(rs(acc[r], GUARD_BITS), -32768, 32767);
+            }
+            if (synthesised)
+                flush_frame(v->out, OUT_BLOCKS, u, v->synth);
+        }
+    }
+    st->emitted += produced;
+    return produced;
+}
+
+void bpg_speech_begin(void *work, uint32_t frames, uint32_t num_samples, uint32_t iters, uint32_t nnls_iters)
+{
+    stream_state *st = (stream_state *)work;
+    stream_view v;
+    uint32_t i, count;
+    if (iters == 0)
+        iters = 1;                         /* Python's max(iters, 1) */
+    st->frames = frames;
+    st->num_samples = num_samples;
+    st->iters = iters;
+    st->nnls_iters = nnls_iters;
+    st->fed = st->step = st->emitted = 0;
+    st->steps = frames ? frames + 2u + 3u * iters : 0;
+    v = view_of(work);
+    /* blocks 0 .. 2 of each ring start from 0 (every later block is set by frame b-3's quarter 3) */
+    for (i = 0; i < OUT_BLOCKS * HOP; i++)
+        v.out[i] = 0;
+    count = iters * SIG_BLOCKS * HOP;
+    for (i = 0; i < count; i++)
+        v.sig[i] = 0;
+}
+
+uint32_t bpg_speech_feed(void *work, const int8_t *mel, uint32_t pitch, int16_t *pcm)
+{
+    stream_view v = view_of(work);
+    uint32_t produced = 0;
+    if (v.st->fed >= v.st->frames)
+        return 0;
+    v.st->fed++;
+    if (v.st->emitted < v.st->num_samples)     /* else nothing that follows is handed out: skip the work */
+        produced = run_step(&v, mel, pitch, pcm);
+    v.st->step++;
+    return produced;
+}
+
+uint32_t bpg_speech_finish(void *work, int16_t *pcm)
+{
+    stream_view v = view_of(work);
+    stream_state *st = v.st;
+    uint32_t n, i;
+    if (st->fed < st->frames)
+        return 0;
+    while (st->emitted < st->num_samples && st->step < st->steps) {
+        n = run_step(&v, 0, 0, pcm);
+        st->step++;
+        if (n)
+            return n;
+    }
+    n = st->num_samples - st->emitted;         /* past the kept samples: zeros */
+    n = n < BPG_SPEECH_MAX_CHUNK ? n : BPG_SPEECH_MAX_CHUNK;
+    for (i = 0; i < n; i++)
+        pcm[i] = 0;
+    st->emitted += n;
+    return n;
 }
 
 void bpg_speech_to_pcm16(const int8_t *mel, uint32_t mel_pitch, uint32_t frames, uint32_t num_samples,
                          uint32_t iters, uint32_t nnls_iters, int16_t *pcm, void *work)
 {
-    uint8_t *base = (uint8_t *)work;
-    speech_work w;
-    uint32_t t, i, round;
-    uint64_t length = frames ? (uint64_t)frames * HOP - 1 : 0;  /* the kept samples */
-    w.frames = frames;
-    w.prev = (int32_t *)(void *)base;
-    base += (uint64_t)frames * PREV_BYTES_PER_FRAME;
-    w.sig = (int32_t *)(void *)base;
-    base += (uint64_t)frames * SIG_BYTES_PER_FRAME + SIG_TAIL_BYTES;
-    w.scratch = base;
-    w.fre = (int32_t *)(void *)base;
-    w.fim = w.fre + N_FFT;
-    w.ring = w.fim + N_FFT;
-    base += SCRATCH_BYTES;
-    w.mag = (int32_t *)(void *)base;
-
+    uint32_t t, done = 0, n;
+    bpg_speech_begin(work, frames, num_samples, iters, nnls_iters);
     for (t = 0; t < frames; t++)
-        frame_magnitude(mel, mel_pitch, t, nnls_iters, w.mag + (uint64_t)t * N_BINS, w.scratch);
-    clear_ring(&w);                                             /* the start spectrum's signal */
-    for (t = 0; t < frames; t++) {
-        start_phase(&w, t);
-        synthesise_frame(&w, t);
-        finish_block(&w, t);
-    }
-    for (t = frames; t < frames + 3u; t++)
-        finish_block(&w, t);
-    if (iters == 0)
-        iters = 1;
-    for (round = 0; round < iters; round++)
-        griffin_lim_round(&w, round == 0);
-    for (i = 0; i < num_samples; i++)                           /* rounding_shift 4, clip to int16 */
-        pcm[i] = (int16_t)(i < length ? bpg_clamp(rs(w.sig[N_FFT / 2 + i], GUARD_BITS), -32768, 32767) : 0);
+        done += bpg_speech_feed(work, mel + t, mel_pitch, pcm + done);
+    do {
+        n = bpg_speech_finish(work, pcm + done);
+        done += n;
+    } while (n);
 }
