@@ -49,7 +49,7 @@ def blocks(asm: str):
 
 
 def measure(prog_dir: Path, isa: str) -> str:
-    from bpgan.export.tvm_lower import compile_program
+    from bpgan.export.tvm.lower import compile_program
     from bpgan.firmware_ref.program import load_program
     with tempfile.TemporaryDirectory() as tmp:
         lib = compile_program(load_program(prog_dir), "aarch64", tmp, isa=isa)

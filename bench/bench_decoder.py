@@ -31,7 +31,7 @@ import torch
 warnings.simplefilter("ignore")
 from bpgan.export.onnx_export import INPUT_NAME, export_qcdq, ort_session  # noqa: E402
 from bpgan.export.onnx_to_program import onnx_to_program  # noqa: E402
-from bpgan.export.tvm_lower import TvmDecoder, compile_program  # noqa: E402
+from bpgan.export.tvm.lower import TvmDecoder, compile_program  # noqa: E402
 from bpgan.firmware_ref.decoder import run_program, symbols_to_latent  # noqa: E402
 from bpgan.toolkit.models import build_model, model_config  # noqa: E402
 from bpgan.toolkit.quant import QuantSpec  # noqa: E402
@@ -94,7 +94,7 @@ def torch_quantized_rows(prog, latent, y_ref):
 
 def tvm_builds(prog, tmp, specs):
     """[(row name, isa, mcpu, TvmDecoder)] for each --isa entry 'isa[@mcpu]' this CPU can run."""
-    from bpgan.export.tvm_isa import UnsupportedCpu, sidecar_path
+    from bpgan.export.tvm.isa import UnsupportedCpu, sidecar_path
     out = []
     for spec in specs:
         isa, _, mcpu = spec.partition("@")

@@ -41,7 +41,7 @@ def tvm_engine(prog):
     lib = prog.source / "decoder-llvm.so"
     if lib.is_file():
         return engine_for(prog, "tvm")
-    from bpgan.export.tvm_lower import TvmDecoder, compile_program
+    from bpgan.export.tvm.lower import TvmDecoder, compile_program
     dec = TvmDecoder(compile_program(prog, "llvm", tempfile.mkdtemp(prefix="bench-forged-")))
     return lambda symbols: dec(symbols_to_latent(prog, symbols))
 

@@ -16,8 +16,8 @@ import tvm
 from tvm import te
 from tvm.s_tir import Schedule
 
-from bpgan.export.tvm_isa import ISAS, cpu_flags
-from bpgan.export.tvm_lower import target_of
+from bpgan.export.tvm.isa import ISAS, cpu_flags
+from bpgan.export.tvm.lower import target_of
 
 DEPTH, PASSES = 128, 512
 CPU_FLAG = {"vnni": "avx512_vnni", "avx2": "avx2"}

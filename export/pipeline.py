@@ -5,7 +5,7 @@ Writes into out_dir:
   program.json, program.npz   the integer program (firmware_ref/program.py)
   test_vectors.npz            latent, symbols, every layer's integer output, final output, provenance
   decoder-<target>.so|.tar    the TVM library (llvm is verified here against the test vectors, aarch64 under
-                              qemu-aarch64 where it and the cross gcc exist: tvm_qemu)
+                              qemu-aarch64 where it and the cross gcc exist: tvm.qemu)
   c99/                        with --target c99: the standalone C decoder (export/c99), verified here
                               against the reference on the test-vector stream when a C compiler exists
 """
@@ -41,8 +41,8 @@ class ExportReport:
     verified_on_host: bool = False
     schedule: str = "auto"
     c99: object = None   # c99.C99Report for --target c99
-    qemu: str = ""       # aarch64: tvm_qemu.verify's state line (verified under qemu-aarch64, or why not)
-    isa: str = ""        # the kernel family the library was built with (tvm_isa sidecar)
+    qemu: str = ""       # aarch64: tvm.qemu.verify's state line (verified under qemu-aarch64, or why not)
+    isa: str = ""        # the kernel family the library was built with (tvm.isa sidecar)
 
     def lines(self):
         yield f"integer program {self.out_dir / 'program.json'} ({self.program_hash[:23]}...)"
@@ -110,7 +110,7 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
                c99_limits: dict = None, isa: str = None) -> ExportReport:
     """c99_limits (target c99): max_pixels / max_width / max_frames, the largest output the C decoder's arena is
     planned for.
-    isa: vnni | avx2 | i8mm | generic kernels; None picks the best the target's CPU has (tvm_isa)."""
+    isa: vnni | avx2 | i8mm | generic kernels; None picks the best the target's CPU has (tvm.isa)."""
     model, blob = load_run_model(run_dir_or_model)
     if blob["quant"] is None:
         raise ValueError(f"stage {blob['stage']!r} is a float model; export needs a quantized stage (qat or later)")
@@ -149,10 +149,10 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
         report.library = report.c99.out_dir
         report.verified_on_host = native.verify(prog, report.c99, symbols)
         return report
-    from .tvm_lower import TARGETS, TvmDecoder, compile_program
+    from .tvm.lower import TARGETS, TvmDecoder, compile_program
 
     report.library = compile_program(prog, target, out_dir, schedule, isa)
-    from .tvm_isa import sidecar_path
+    from .tvm.isa import sidecar_path
     if sidecar_path(report.library).is_file():
         report.isa = json.loads(sidecar_path(report.library).read_text()).get("isa") or ""
     report.schedule = schedule
@@ -162,7 +162,7 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
             raise RuntimeError(f"TVM {target} output differs from the reference on the test vectors")
         report.verified_on_host = True
     elif target == "aarch64":
-        from .tvm_qemu import verify
+        from .tvm.qemu import verify
 
         report.qemu = verify(report.library, [latent], [env[out_name]])
     return report

@@ -63,7 +63,7 @@ def tvm_decoder(prog: Program):
     lib = prog.source / "decoder-llvm.so"
     if not lib.is_file():
         raise ProgramError(f"no {lib.name} in {lib.parent}; run bpgan-export with --target llvm")
-    from bpgan.export.tvm_lower import TvmDecoder
+    from bpgan.export.tvm.lower import TvmDecoder
     return TvmDecoder(lib)
 
 

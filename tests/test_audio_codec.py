@@ -22,7 +22,7 @@ from tiny_audio import speech_like, tiny_audio_model
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A run folder with the tiny QAT audio model, its prior (embedded clip) and its llvm export."""
-    from bpgan.export.tvm_lower import TvmDecoder
+    from bpgan.export.tvm.lower import TvmDecoder
     from bpgan.toolkit.cli import export as export_cli
     run = tmp_path_factory.mktemp("audio_run")
     model, quant = tiny_audio_model()

@@ -397,7 +397,7 @@ def test_the_shipped_golden_streams_decode_byte_identical_on_every_target(name, 
     assert got.returncode == 0 and got.output == want
     ran = ["x86-64"]
     if audio:   # the TVM engine's mel through the same back end: the same .wav as the reference and the C
-        from bpgan.export.tvm_lower import compile_program
+        from bpgan.export.tvm.lower import compile_program
         from bpgan.firmware_ref.bitstream_decode import decode_bitstream
         from bpgan.toolkit.audio.commands import write_decoded
         shutil.copytree(prog.source, tmp_path / "prog")

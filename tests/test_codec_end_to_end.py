@@ -50,7 +50,7 @@ def run(tmp_path_factory):
 
 
 def _engines(run):
-    from bpgan.export.tvm_lower import TvmDecoder
+    from bpgan.export.tvm.lower import TvmDecoder
     prog = load_program(run / "export")
     tvm = TvmDecoder(run / "export" / "decoder-llvm.so")
     return {"ref": lambda s: decode_latent(prog, s), "tvm": lambda s: tvm(symbols_to_latent(prog, s))}

@@ -86,7 +86,7 @@ def test_symbol_table_decodes_to_the_generator_input(exported):
 
 
 def test_tvm_equals_reference_on_vectors_and_random_latents(exported):
-    from bpgan.export.tvm_lower import TvmDecoder
+    from bpgan.export.tvm.lower import TvmDecoder
     run, _ = exported
     prog = load_program(run / "export")
     dec = TvmDecoder(run / "export" / "decoder-llvm.so")

@@ -11,7 +11,7 @@ from bpgan.firmware_ref.decoder import run_program
 from bpgan.firmware_ref.ops import REGISTRY
 from bpgan.firmware_ref.program import CONV_KINDS, OP_KINDS
 
-tvm_lower = pytest.importorskip("bpgan.export.tvm_lower")
+tvm_lower = pytest.importorskip("bpgan.export.tvm.lower")
 
 
 def rand_w(rng, shape, peak=127):
@@ -126,7 +126,7 @@ def test_same_output_across_runs_and_thread_counts(compiled, tmp_path):
     first, second = dec(x), dec(x)
     np.save(tmp_path / "x.npy", x)
     code = (
-        "import sys, numpy as np; from bpgan.export.tvm_lower import TvmDecoder; "
+        "import sys, numpy as np; from bpgan.export.tvm.lower import TvmDecoder; "
         "from bpgan.firmware_ref import load_program, run_program; d = sys.argv[1]; "
         "x = np.load(d + '/x.npy'); p = load_program(sys.argv[2]); "
         "np.save(d + '/tvm.npy', TvmDecoder(sys.argv[2] + '/decoder-llvm.so')(x)); "

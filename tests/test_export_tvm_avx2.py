@@ -8,10 +8,10 @@ import pytest
 from bpgan.firmware_ref.decoder import run_program
 from bpgan.firmware_ref.program import ProgramError
 
-tvm_lower = pytest.importorskip("bpgan.export.tvm_lower")
+tvm_lower = pytest.importorskip("bpgan.export.tvm.lower")
 import tvm  # noqa: E402
 
-from bpgan.export import tvm_isa  # noqa: E402
+from bpgan.export.tvm import isa as tvm_isa  # noqa: E402
 from test_export_tvm import pixel_shuffle_program, program_1d, program_2d, random_input  # noqa: E402
 
 HAS_AVX2 = "avx2" in (tvm_isa.cpu_flags() or set())

@@ -9,10 +9,10 @@ from bpgan.firmware_ref.decoder import run_program
 tvm = pytest.importorskip("tvm")
 from tvm import te, tirx  # noqa: E402
 
-from bpgan.export import tvm_kernels as K  # noqa: E402
-from bpgan.export.tvm_lower import TARGETS, TvmDecoder, compile_program, target_of  # noqa: E402
-from bpgan.export.tvm_isa import ISAS, cpu_flags  # noqa: E402
-from bpgan.export.tvm_schedule import conv_prim_func  # noqa: E402
+from bpgan.export.tvm import kernels as K  # noqa: E402
+from bpgan.export.tvm.lower import TARGETS, TvmDecoder, compile_program, target_of  # noqa: E402
+from bpgan.export.tvm.isa import ISAS, cpu_flags  # noqa: E402
+from bpgan.export.tvm.schedule import conv_prim_func  # noqa: E402
 
 FLAGS = cpu_flags() or set()
 # each ISA the host can execute, with the target it is built for (avx2: x86-64-v3, no AVX-512 at all)
@@ -177,7 +177,7 @@ SCHEDULED_1D = ("head", "res", "up", "down", "few", "tail")
 @pytest.mark.parametrize("isa", MODES)
 def test_1d_convs_take_the_scheduled_kernels_bit_exact(isa):
     """conv1d / conv_transpose1d run as height-1 blocked kernels (NCW -> NC1W16c), == reference at any length."""
-    from bpgan.export.tvm_lower import to_relax
+    from bpgan.export.tvm.lower import to_relax
     prog = program_1d_chain()
     mod = to_relax(prog, 1, isa)
     funcs = {gv.name_hint.rsplit("_", 1)[0] for gv in mod.get_global_vars()}

@@ -11,8 +11,8 @@ from bpgan.firmware_ref.builder import ProgramBuilder
 from bpgan.firmware_ref.decoder import run_program
 from test_export_tvm import pixel_shuffle_program, program_1d, program_2d, rand_w, random_input
 
-tvm_lower = pytest.importorskip("bpgan.export.tvm_lower")
-from bpgan.export import tvm_qemu  # after the skip: tvm_qemu is only useful with TVM
+tvm_lower = pytest.importorskip("bpgan.export.tvm.lower")
+from bpgan.export.tvm import qemu as tvm_qemu  # after the skip: tvm_qemu is only useful with TVM
 
 
 def two_io_program():

@@ -18,7 +18,7 @@ from bpgan.firmware_ref.ops import REGISTRY
 from bpgan.firmware_ref.program import Program, ProgramError
 from bpgan.firmware_ref.rounding import shift_terms
 
-from .tvm_isa import ISAS, check_cpu, llvm_mcpu, pick_isa, write_sidecar
+from .isa import ISAS, check_cpu, llvm_mcpu, pick_isa, write_sidecar
 
 # name -> (Target spec, library file, runs on this machine)
 TARGETS = {
@@ -119,9 +119,9 @@ assert set(LOWERINGS) <= set(REGISTRY), "a TVM lowering for a kind the registry 
 def to_relax(prog: Program, spatial_dims: int = 2, isa=None) -> tvm.IRModule:
     """main(inputs...) -> output (a tuple for several outputs), integer ops only; batch 1, spatial dims symbolic.
 
-    isa None: plain Relax ops (default pipeline, untuned). An Isa or its name (tvm_isa.ISAS: vnni,
+    isa None: plain Relax ops (default pipeline, untuned). An Isa or its name (tvm.isa.ISAS: vnni,
     avx2, generic): convs (1-D ones as height-1 2-D convs) and adds as scheduled channel-blocked
-    kernels (tvm_blocked) built on that ISA's dot-product intrinsic."""
+    kernels (tvm.blocked) built on that ISA's dot-product intrinsic."""
     prove_no_overflow(prog)
     spatial = [tvm.tirx.Var(v, "int64") for v in "hw"[:spatial_dims]]
     xs = [relax.Var(name, relax.TensorType([1, prog.tensors[name]["channels"], *spatial], prog.fmt(name)[0]))
@@ -131,7 +131,7 @@ def to_relax(prog: Program, spatial_dims: int = 2, isa=None) -> tvm.IRModule:
         with bb.dataflow():
             env, low = dict(zip(prog.inputs, xs)), _Lowering(prog, bb)
             if isa is not None:
-                from .tvm_blocked import BlockedLowering
+                from .blocked import BlockedLowering
                 low = BlockedLowering(prog, bb, low, ISAS[isa] if isinstance(isa, str) else isa, spatial_dims)
                 low.nchw.update(env)
                 env = low.env()
@@ -150,7 +150,7 @@ SCHEDULES = ("auto", "none")
 def target_of(target: str, schedule: str = "auto", isa: Optional[str] = None,
               mcpu: Optional[str] = None) -> tvm.target.Target:
     """The TVM target. Scheduled llvm builds for this machine's CPU, or for the CPU an explicit isa or
-    mcpu implies (tvm_isa.llvm_mcpu: isa "avx2" -> x86-64-v3, runnable on any AVX2 CPU)."""
+    mcpu implies (tvm.isa.llvm_mcpu: isa "avx2" -> x86-64-v3, runnable on any AVX2 CPU)."""
     spec = dict(TARGETS[target][0])
     if target == "llvm" and (schedule != "none" or mcpu):
         spec["mcpu"] = llvm_mcpu(isa, mcpu)
@@ -166,7 +166,7 @@ def compile_program(prog: Program, target: str, out_dir, schedule: str = "auto",
     """Compile for one of TARGETS and write its library into out_dir; -> the library path.
 
     schedule "auto": hand-scheduled blocked kernels on isa (vnni | avx2 | generic; None: the best the
-    target's features allow, tvm_isa.pick_isa); "none": the plain default pipeline (untuned; for
+    target's features allow, tvm.isa.pick_isa); "none": the plain default pipeline (untuned; for
     benchmarks and as the cross-check). Beside the library, <name>.isa.json records the ISA and the
     CPU flags it needs; TvmDecoder checks them."""
     if target not in TARGETS:

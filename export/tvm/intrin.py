@@ -1,4 +1,4 @@
-"""What every dot-product tensor intrinsic computes, written once; tvm_vnni and tvm_avx2 give the how.
+"""What every dot-product tensor intrinsic computes, written once; tvm.vnni and tvm.avx2 give the how.
 
 A description is the intrinsic's semantics in plain TIR (the pattern tensorize matches); only the
 group (input channels per int32 lane: 4 for VNNI, 2 for AVX2) and the operand dtypes differ by ISA.

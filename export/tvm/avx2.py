@@ -16,7 +16,7 @@ Two shapes, both two (vpmaddwd, vpaddd) pairs:
 """
 from tvm.script import tirx as T
 
-from .tvm_intrin import oc16_desc, pix16_desc, register
+from .intrin import oc16_desc, pix16_desc, register
 
 PMADDWD = "llvm.x86.avx2.pmadd.wd"
 OC16_INTRIN, PIX16_INTRIN = "bpgan_avx2_oc16x2", "bpgan_avx2_pix16x2"

@@ -14,7 +14,7 @@ PhaseConv (conv2d, and conv_transpose2d whose output is exactly stride x input):
 PixelConv (stride-1 conv2d with few output channels, e.g. RGB): pixels in lanes of 16, the input
   repacked to NCHW{group}c so 16 pixels x group channels are contiguous, weights broadcast.
 
-The group (4 for VNNI, 2 for AVX2) and the operand dtypes come from the plan's Isa (tvm_isa):
+The group (4 for VNNI, 2 for AVX2) and the operand dtypes come from the plan's Isa (tvm.isa):
 everything else, the 16 lanes included, is one structure for every ISA.
 
 Each kernel pads its input in a first stage (the copy also does any layout change); the padded
@@ -34,7 +34,7 @@ from tvm import te, tirx
 from bpgan.firmware_ref.program import Op, Program
 from bpgan.firmware_ref.rounding import shift_terms
 
-from .tvm_isa import Isa
+from .isa import Isa
 
 LANES = 16  # int32 lanes per accumulator (one zmm, two ymm); the products per lane are the Isa's group
 

@@ -1,10 +1,10 @@
 """Which exact int8 kernel family a target gets, and what a compiled library needs from the CPU that runs it.
 
-Every family keeps the same NCHW16c layout, packing and phase structure (tvm_kernels, tvm_schedule);
+Every family keeps the same NCHW16c layout, packing and phase structure (tvm.kernels, tvm.schedule);
 an Isa only says how one 16-lane int32 accumulator step is computed:
   vnni     vpdpbusd zmm: 4 uint8 x int8 products per lane, one instruction (AVX512-VNNI)
   avx2     vpmaddwd ymm x2 + vpaddd: 2 int16 x int16 products per lane (operands widened at packing /
-           padding time, so no offset trick and no saturation; see tvm_avx2)
+           padding time, so no offset trick and no saturation; see tvm.avx2)
   i8mm     usdot q x4: 4 uint8 x int8 products per lane, one instruction per 4 lanes (aarch64 Armv8.6 i8mm)
   dotprod  sdot q x4: 4 int8 x int8 products per lane (aarch64 Armv8.2 dotprod; uint8 inputs offset by -128)
   generic  the same loops vectorized in int32 by LLVM: exact anywhere, no dot-product instruction
@@ -50,15 +50,15 @@ class Isa:
 
 
 def _isas():
-    from . import tvm_avx2, tvm_neon, tvm_vnni
+    from . import avx2, neon, vnni
     return {
-        "vnni": Isa("vnni", 4, "uint8", "int8", tvm_vnni.OC16_INTRIN, tvm_vnni.PIX16_INTRIN, 24, 4, 4, 1,
+        "vnni": Isa("vnni", 4, "uint8", "int8", vnni.OC16_INTRIN, vnni.PIX16_INTRIN, 24, 4, 4, 1,
                     ("avx512vnni",)),
-        "avx2": Isa("avx2", 2, "int16", "int16", tvm_avx2.OC16_INTRIN, tvm_avx2.PIX16_INTRIN, 6, 1, 1, 2,
+        "avx2": Isa("avx2", 2, "int16", "int16", avx2.OC16_INTRIN, avx2.PIX16_INTRIN, 6, 1, 1, 2,
                     ("avx2",)),
         # 32 q registers: 6 accumulators of 4 q each, the rest for operands (tiles not tuned: no device here)
-        "i8mm": Isa("i8mm", 4, "uint8", "int8", *tvm_neon.INTRINSICS["i8mm"], 6, 2, 1, 1, ("neon", "i8mm")),
-        "dotprod": Isa("dotprod", 4, "int8", "int8", *tvm_neon.INTRINSICS["dotprod"], 6, 2, 1, 1, ("neon", "dotprod")),
+        "i8mm": Isa("i8mm", 4, "uint8", "int8", *neon.INTRINSICS["i8mm"], 6, 2, 1, 1, ("neon", "i8mm")),
+        "dotprod": Isa("dotprod", 4, "int8", "int8", *neon.INTRINSICS["dotprod"], 6, 2, 1, 1, ("neon", "dotprod")),
         "generic": Isa("generic", 4, "uint8", "int8", None, None, 24, 4, 4, 1, ()),
     }
 

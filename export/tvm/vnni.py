@@ -9,11 +9,11 @@ Two shapes, both one instruction:
   OC16   C[16] += A[4] . B[16, 4]    16 output channels of one pixel (A broadcast: activations)
   PIX16  C[16] += A[16, 4] . B[4]    16 pixels of one output channel (B broadcast: weights)
 The activation operand is always the unsigned one (vpdpbusd's first source). Which targets get these
-kernels is decided in tvm_isa (by the target's avx512vnni feature).
+kernels is decided in tvm.isa (by the target's avx512vnni feature).
 """
 from tvm.script import tirx as T
 
-from .tvm_intrin import oc16_desc, pix16_desc, register
+from .intrin import oc16_desc, pix16_desc, register
 
 VNNI = "llvm.x86.avx512.vpdpbusd.512"
 OC16_INTRIN, PIX16_INTRIN = "bpgan_vnni_oc16x4", "bpgan_vnni_pix16x4"

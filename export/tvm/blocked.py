@@ -1,8 +1,8 @@
-"""Scheduled lowering: convs as channel-blocked kernels of one Isa (tvm_isa: VNNI, AVX2, generic) in the Relax graph.
+"""Scheduled lowering: convs as channel-blocked kernels of one Isa (tvm.isa: VNNI, AVX2, generic) in the Relax graph.
 
 Tensors between scheduled kernels stay in NCHW16c; the layout changes only at the graph's input and
 output, or in front of an op that has no blocked kernel (pixel shuffle, upsample, concat, clip take
-the plain lowering of tvm_lower in NCHW). 1-D programs (NCW) run the same kernels as 2-D convs of
+the plain lowering of tvm.lower in NCHW). 1-D programs (NCW) run the same kernels as 2-D convs of
 height 1: activations (1, CB, 1, W, 16), conv1d / conv_transpose1d weights O I 1 K / I O 1 K.
 Each kernel is a PrimFunc emitted with emit_te, then replaced by its hand schedule and marked opaque, so Relax fusion leaves it alone and
 `tvm.compile` still yields one library.
@@ -16,9 +16,9 @@ from tvm.s_tir import Schedule
 from bpgan.firmware_ref.program import Op, Program
 from bpgan.firmware_ref.rounding import shift_terms
 
-from . import tvm_kernels as K
-from .tvm_isa import Isa
-from .tvm_schedule import schedule_conv, tiles_for
+from . import kernels as K
+from .isa import Isa
+from .schedule import schedule_conv, tiles_for
 
 OPAQUE = {"tir.is_scheduled": True, "op_pattern": 8}
 FEW_CHANNELS = 8   # convs with at most this many outputs vectorize over pixels instead of channels

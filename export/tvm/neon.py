@@ -6,7 +6,7 @@ four instructions. The kernels keep the VNNI layout (group 4, int8 weights):
   i8mm     usdot: uint8 activations x int8 weights, the VNNI arithmetic exactly (Armv8.6-A i8mm:
            Cortex-A510/A710/X2 and later, Neoverse V1/N2, Graviton3, Apple M2)
   dotprod  sdot: int8 x int8, so a uint8 (relu4) input enters the kernel as x - 128 (pad value -128)
-           and the bias absorbs 128 * sum(w) (tvm_kernels.plan_phase_conv; Armv8.2-A dotprod:
+           and the bias absorbs 128 * sum(w) (tvm.kernels.plan_phase_conv; Armv8.2-A dotprod:
            Cortex-A55/A76/A78, Neoverse N1, Raspberry Pi 5, Graviton2)
 Verified under qemu-aarch64 (its default cpu, max, has both); speed cannot be measured there.
   OC16   C[16] += A[4] . B[16, 4]    16 output channels of one pixel (A broadcast: activations)
@@ -14,7 +14,7 @@ Verified under qemu-aarch64 (its default cpu, max, has both); speed cannot be me
 """
 from tvm.script import tirx as T
 
-from .tvm_intrin import oc16_desc, pix16_desc, register
+from .intrin import oc16_desc, pix16_desc, register
 
 DOTS = {"i8mm": ("llvm.aarch64.neon.usdot", "uint8"), "dotprod": ("llvm.aarch64.neon.sdot", "int8")}
 INTRINSICS = {name: (f"bpgan_neon_{name}_oc16x4", f"bpgan_neon_{name}_pix16x4") for name in DOTS}

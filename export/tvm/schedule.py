@@ -1,11 +1,11 @@
-"""Hand schedules for the kernels of tvm_kernels.py: register tiles, 2-core parallel rows, one tensor intrinsic.
+"""Hand schedules for the kernels of tvm.kernels.py: register tiles, 2-core parallel rows, one tensor intrinsic.
 
 The phase conv keeps a tile of (tile_x pixels x tob*16 output channels) int32 accumulators in
 registers over the whole reduction (taps x input channel groups); each step broadcasts one group of
 input channels of a pixel and multiplies it with 16 x group packed weights: one vpdpbusd (VNNI,
 group 4) or two vpmaddwd + vpaddd (AVX2, group 2). The epilogue runs on the finished tile while it
 is still in registers. The pixel conv does the same with 16 pixels per vector and one broadcast
-weight group per output channel. The plan's Isa (tvm_isa) supplies the intrinsic and the register
+weight group per output channel. The plan's Isa (tvm.isa) supplies the intrinsic and the register
 budget; without an intrinsic ("generic") the same loops are vectorized over the 16 lanes in int32
 (exact, slower): the fallback for other targets.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tvm import te, tirx
 from tvm.s_tir import Schedule
 
-from .tvm_kernels import PhaseConv, PixelConv, phase_conv_te, pixel_conv_te
+from .kernels import PhaseConv, PixelConv, phase_conv_te, pixel_conv_te
 
 
 @dataclass

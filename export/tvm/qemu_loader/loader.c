@@ -1,4 +1,4 @@
-/* Runs an exported TVM Relax library on tensors read from files: bpgan.export.tvm_qemu cross-compiles
+/* Runs an exported TVM Relax library on tensors read from files: bpgan.export.tvm.qemu cross-compiles
  * it for aarch64 and runs it under qemu-aarch64, so the aarch64 build is checked against the reference.
  *
  *   loader LIB.so N_INPUTS IN_1 ... IN_k      (k a multiple of N_INPUTS: one call of main per group)
@@ -6,7 +6,7 @@
  * Output j of a group is written to "<first input of the group>.out<j>"; one "main <g>: <s> s" line per
  * call goes to stdout (wall time inside the emulated process, loading excluded).
  * Tensor files: "BPGT", DLDataType (code u8, bits u8, lanes u16), ndim i32, shape i64[ndim], C-order data,
- * all little-endian (tvm_qemu writes and reads them).
+ * all little-endian (tvm.qemu writes and reads them).
  *
  * Plain C against the tvm-ffi C ABI (tvm/ffi/c_api.h) rather than the C++ headers: building it then
  * needs only the C cross compiler, and the ABI is the stable surface between the wheel's runtime and us.
