@@ -101,3 +101,33 @@ def test_float_stage_runs_data_parallel_on_two_cpu_processes(tmp_path):
     assert "data parallel over 2 processes" in done.stdout
     model, blob = load_model(tmp_path / "ddp" / "qat" / "model.pt")
     assert blob["stage"] == "qat"
+
+
+def test_a_time_sliced_run_resumes_to_the_same_weights_and_history(tmp_path, capsys):
+    """--max-minutes 0: the float stage stops after its first step (state saved, exit status 3); the same
+    command without the limit then finishes it to the weights and log of an unsliced run."""
+    recipe = write_tiny(tmp_path / "tiny.yaml", train={"batch_size": 2, "save_every": 100, "log_every": 4})
+    assert quantize_main([str(recipe), "--out", str(tmp_path / "a"), "--until", "float", "--quiet"]) == 0
+    args = [str(recipe), "--out", str(tmp_path / "b"), "--until", "float", "--quiet"]
+    assert quantize_main(args + ["--max-minutes", "0"]) == 3
+    assert "stopped in stage float at step 1 of 6 (state saved); run the same command again" in capsys.readouterr().out
+    assert torch.load(tmp_path / "b" / "float" / "state.pt", weights_only=False)["step"] == 1
+    assert not (tmp_path / "b" / "float" / "model.pt").exists()
+    assert quantize_main(args) == 0
+    a, _ = load_model(tmp_path / "a" / "float" / "model.pt")
+    b, _ = load_model(tmp_path / "b" / "float" / "model.pt")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    history = [json.loads((tmp_path / r / "float" / "metrics.json").read_text())["history"] for r in "ab"]
+    for h in history:
+        h[-1].pop("seconds")
+    assert history[0] == history[1]
+
+
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    recipe = write_tiny(tmp_path / "tiny.yaml")
+    assert quantize_main([str(recipe), "--out", str(tmp_path / "c"), "--device", "cuda", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torch sees no CUDA device" in err

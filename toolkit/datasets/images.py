@@ -1,4 +1,5 @@
-"""Image data: folders of photos (BSDS500 style) or the embedded default, as [-1, 1] crops.
+"""Image data: folders of photos (BSDS500 style), packed crop files (packed.py) or the embedded default,
+as [-1, 1] crops.
 
 The embedded default is the photograph `grace_hopper.jpg` that matplotlib installs with itself
 (public domain), so `make demo` needs no downloaded data.
@@ -44,7 +45,11 @@ class ImageCrops:
     """Images held in memory as uint8; random crops with flips for training, fixed crops for validation."""
 
     def __init__(self, source: str, crop: int, limit: Optional[int] = None):
-        self.images = [torch.from_numpy(load_rgb(p).copy()) for p in image_paths(source)[:limit]]
+        from .packed import is_packed, load_packed
+        if is_packed(source):   # bpgan-pack's crops, each one an image here
+            self.images = list(torch.from_numpy(load_packed(source)[0][:limit]))
+        else:
+            self.images = [torch.from_numpy(load_rgb(p).copy()) for p in image_paths(source)[:limit]]
         self.crop = crop
         small = [i for i, im in enumerate(self.images) if min(im.shape[:2]) < crop]
         if small:

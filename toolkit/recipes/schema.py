@@ -155,8 +155,11 @@ def load_recipe(path: Union[str, Path]) -> Recipe:
         src = getattr(recipe.data, field)
         if src != EMBEDDED:
             folder = (path.parent / src).resolve()
-            if not folder.is_dir():
-                raise RecipeError(f"{path}: data.{field}: no such folder {folder}")
+            packed = folder.suffix == ".npz" and folder.is_file()   # bpgan-pack's crops (images only)
+            if not (folder.is_dir() or packed):
+                raise RecipeError(f"{path}: data.{field}: no such folder (or packed .npz file) {folder}")
+            if packed and recipe.model_cfg().modality != "image":
+                raise RecipeError(f"{path}: data.{field}: packed crop files hold images, not audio")
             setattr(recipe.data, field, str(folder))
     if recipe.data.holdout:
         from ..datasets import audio_paths

@@ -11,11 +11,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 
 class Dist:
-    def __init__(self):
+    """device: "auto" (a GPU when torch sees one), "cpu", or "cuda" (ValueError in one line without one)."""
+
+    def __init__(self, device: str = "auto"):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        cuda = torch.cuda.is_available()
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"unknown device {device!r}; choose auto, cpu or cuda")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: torch sees no CUDA device here (torch.cuda.is_available() is False)")
+        cuda = device != "cpu" and torch.cuda.is_available()
         self.device = torch.device(f"cuda:{local}" if cuda else "cpu")
         self.enabled = self.world > 1
         if self.enabled and not dist.is_initialized():
@@ -37,6 +43,14 @@ class Dist:
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return float(t) / self.world
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when it is true on one (a collective decision, e.g. a time slice running out)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
     def barrier(self):
         if self.enabled:

@@ -21,11 +21,21 @@ def validation_metrics(modality: str, x: torch.Tensor, x_hat: torch.Tensor) -> D
     return {"psnr": psnr(x, x_hat), "msssim": msssim(x, x_hat)}
 
 
-class Session:
-    """What every stage shares: recipe, data, loss, discriminator, output folder, process group."""
+class TimeSliced(Exception):
+    """The run's time slice (bpgan-quantize --max-minutes) ran out: the stage's state is saved; rerun to resume."""
 
-    def __init__(self, recipe, out_dir: Path, train_data, val_data, dist: Dist, show_progress=True):
-        self.recipe, self.out_dir, self.dist = recipe, Path(out_dir), dist
+    def __init__(self, stage: str, step: int, steps: int):
+        super().__init__(f"stopped in stage {stage} at step {step} of {steps} (state saved)")
+        self.stage, self.step, self.steps = stage, step, steps
+
+
+class Session:
+    """What every stage shares: recipe, data, loss, discriminator, output folder, process group, and
+    the deadline (time.monotonic()) of a time-sliced run, or None."""
+
+    def __init__(self, recipe, out_dir: Path, train_data, val_data, dist: Dist, show_progress=True,
+                 deadline: Optional[float] = None):
+        self.recipe, self.out_dir, self.dist, self.deadline = recipe, Path(out_dir), dist, deadline
         self.train_data, self.val_data = train_data, val_data
         self.modality = recipe.model_cfg().modality
         self.loss = CodecLoss(**recipe.loss.model_dump())
@@ -67,7 +77,7 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
     opt = torch.optim.Adam(params if params is not None else model.parameters(), lr=lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=r.train.disc_lr) if disc is not None else None
     gen = torch.Generator().manual_seed(r.seed * 7919 + 1000 * d.rank + len(stage))
-    start, history = 0, []
+    start, history, running, since_log = 0, [], {}, 0
     if state_path.is_file():
         s = torch.load(state_path, map_location=d.device, weights_only=False)
         model.load_state_dict(s["model"])
@@ -78,9 +88,12 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
         if admm is not None:
             admm.load_state_dict(s["admm"])
         gen.set_state(s["rng"][d.rank] if d.rank < len(s["rng"]) else s["rng"][0])
+        if s.get("torch_rng") is not None:   # the global generator too (stochastic gradient rounding draws from it)
+            torch.set_rng_state(s["torch_rng"])
         start, history = s["step"], s["history"]
+        running, since_log = s.get("running", {}), s.get("since_log", 0)
     bar = tqdm(total=steps, initial=start, desc=stage, disable=not session.show_progress, leave=False)
-    running, since_log, t0 = {}, 0, time.time()
+    t0 = time.time()
     model.train()
     for step in range(start, steps):
         model.quantizer.sigma.fill_(sigma_schedule(r, stage, step, steps))
@@ -121,15 +134,19 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
             history.append(entry)
             bar.set_postfix(loss=f"{entry['loss']:.4f}")
             running, since_log = {}, 0
-        if (step + 1) % r.train.save_every == 0 and step + 1 < steps:
-            _save_state(state_path, model, disc, opt, opt_d, admm, gen, step + 1, history, d)
+        sliced = session.deadline is not None and step + 1 < steps and d.any(time.monotonic() >= session.deadline)
+        if ((step + 1) % r.train.save_every == 0 or sliced) and step + 1 < steps:
+            _save_state(state_path, model, disc, opt, opt_d, admm, gen, step + 1, history, d, running, since_log)
+        if sliced:
+            bar.close()
+            raise TimeSliced(stage, step + 1, steps)
     bar.close()
     if history:
         history[-1]["seconds"] = time.time() - t0
     return history
 
 
-def _save_state(path: Path, model, disc, opt, opt_d, admm, gen, step, history, d: Dist):
+def _save_state(path: Path, model, disc, opt, opt_d, admm, gen, step, history, d: Dist, running, since_log):
     rng = [None] * d.world
     if d.enabled:
         torch.distributed.all_gather_object(rng, gen.get_state())
@@ -139,6 +156,7 @@ def _save_state(path: Path, model, disc, opt, opt_d, admm, gen, step, history, d
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "history": history, "rng": rng,
+            "torch_rng": torch.get_rng_state(), "running": running, "since_log": since_log,
             "disc": disc.state_dict() if disc is not None else None,
             "opt_d": opt_d.state_dict() if opt_d is not None else None,
             "admm": admm.state_dict() if admm is not None else None}
