@@ -109,3 +109,29 @@ def test_search_uses_8_bit_gradients_only_when_asked(monkeypatch, quantized):
     latent_search(model, _image(), SearchConfig(iters=2, quantized_gradients=quantized))
     assert (len(calls) > 0) == quantized
     assert all("quantize" not in m.__dict__ for m in model.modules() if isinstance(m, GradQuant8))
+
+
+def test_the_colour_term_weighs_a_cast_that_mse_hardly_sees():
+    """A uniform shift of one channel (a colour cast) against zero-mean noise of the same MSE: the colour
+    term sees only the cast, exactly as the squared difference of the channel means."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((1, 3, 16, 16), generator=gen) * 2 - 1
+    cast = x.clone()
+    cast[:, 1] += 0.1
+    noise = x + 0.1 * torch.sign(torch.randn((1, 3, 16, 16), generator=gen)) * (torch.arange(3) == 1).view(1, 3, 1, 1)
+    noise[:, 1] -= noise[:, 1].mean() - x[:, 1].mean()   # same channel means as x
+    plain, coloured = SearchConfig(), SearchConfig(colour=30.0)
+    assert float(distortion(cast, x, plain)) == pytest.approx(float(distortion(noise, x, plain)), rel=0.05)
+    assert float(distortion(cast, x, coloured) - distortion(cast, x, plain)) == pytest.approx(30 * 0.1 ** 2 / 3)
+    assert float(distortion(noise, x, coloured) - distortion(noise, x, plain)) == pytest.approx(0, abs=1e-9)
+
+
+def test_the_training_loss_has_the_same_colour_term():
+    from bpgan.toolkit.losses import CodecLoss
+    from bpgan.toolkit.metrics import colour_cast
+    x = torch.zeros((2, 3, 8, 8))
+    x_hat = x.clone()
+    x_hat[:, 2] += 0.2
+    total, parts = CodecLoss(mse=0.0, colour=5.0).generator(x, x_hat)
+    assert parts["colour"] == pytest.approx(0.2 ** 2 / 3) and float(total) == pytest.approx(5 * 0.2 ** 2 / 3)
+    assert float(colour_cast(x_hat, x)) == pytest.approx(parts["colour"])

@@ -58,6 +58,8 @@ def test_compare_numbers_match_direct_computation(run_and_images):
             assert saved.shape == original.shape
             psnr = 10 * np.log10(255 ** 2 / np.mean((saved - original) ** 2))
             assert row["variants"][name]["psnr"] == pytest.approx(psnr, abs=1e-9)
+            cast = np.abs(saved.mean(axis=(0, 1)) - original.mean(axis=(0, 1)))   # a colour cast per channel
+            assert row["variants"][name]["colour_error"] == pytest.approx(cast.tolist(), abs=1e-9)
         ref = np.asarray(Image.open(out / "outputs" / "reference" / row["image"]))
         tvm = np.asarray(Image.open(out / "outputs" / "tvm" / row["image"]))
         assert np.array_equal(ref, tvm)
@@ -66,6 +68,10 @@ def test_compare_numbers_match_direct_computation(run_and_images):
     ref = rep["variants"]["reference"]
     assert ref["psnr"] == pytest.approx(np.mean([r["variants"]["reference"]["psnr"] for r in rep["per_image"]]))
     assert ref["psnr"] == pytest.approx(rep["variants"]["finetune"]["psnr"])
+    errors = np.array([r["variants"]["reference"]["colour_error"] for r in rep["per_image"]])
+    assert ref["colour_error"]["mean"] == pytest.approx(errors.mean(0).tolist())
+    assert ref["colour_error"]["worst"] == pytest.approx(errors.max(0).tolist())
+    assert "colour error R/G/B (worst)" in (out / "compare.md").read_text()
     assert rep["variants"]["float"]["size_bytes"] > rep["variants"]["qat"]["size_bytes"] > ref["size_bytes"]
     for codec, pts in rep["anchors"].items():  # anchor bpp = mean file size of Pillow's encoding
         q, bpps = pts[0]["quality"], []

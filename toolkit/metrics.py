@@ -40,3 +40,10 @@ def msssim(x: torch.Tensor, y: torch.Tensor, reduce: bool = True):
 
 def psnr_from_mse(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-10))
+
+
+def colour_cast(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the per-channel means of (N, C, H, W) images: a colour cast, which the
+    pixel MSE weighs little (a 4-level shift of one channel is 1/20 of the MSE at 22.6 dB)."""
+    return torch.mean((x_hat.mean(dim=(2, 3)) - x.mean(dim=(2, 3))) ** 2)
+

@@ -16,7 +16,8 @@ from tqdm import tqdm
 from ..codec.search import SearchConfig
 from ..datasets import image_paths
 from ..evaluation import anchors as A
-from ..evaluation.compare import CompareError, collect_variants, evaluate_image, pixel_msssim, pixel_psnr, prepare
+from ..evaluation.compare import (CompareError, collect_variants, evaluate_image, mean_colour_error, pixel_msssim,
+                                  pixel_psnr, prepare)
 from ..evaluation.plots import crops_plot, rd_plot, spectrogram_plot
 
 # per modality: rate unit, metric columns (key, label, format), the float-vs-fixed column
@@ -35,6 +36,7 @@ def parse(argv):
     p.add_argument("--limit", type=int, default=None, help="only the first N inputs")
     p.add_argument("--iters", type=int, default=0, help="latent search iterations (0: encoder latent)")
     p.add_argument("--msssim", type=float, default=0.0, help="search: (1 - MS-SSIM) weight beside MSE (images)")
+    p.add_argument("--colour", type=float, default=0.0, help="search: per-channel mean colour weight (images)")
     p.add_argument("--no-anchors", action="store_true", help="skip the classical codecs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -45,6 +47,20 @@ def mean(values):
     return float(np.mean(values)) if values else None
 
 
+def colour_summary(errors):
+    """Per-image [R, G, B] colour errors -> {"mean": per channel, "worst": per channel} (None without images)."""
+    if not errors or errors[0] is None:
+        return None
+    e = np.asarray(errors, np.float64)
+    return {"mean": [float(v) for v in e.mean(0)], "worst": [float(v) for v in e.max(0)]}
+
+
+def _colour(c) -> str:
+    if c is None:
+        return "-"
+    return "/".join(f"{v:.1f}" for v in c["mean"]) + f" ({max(c['worst']):.0f})"
+
+
 def summarize(rows, variants, missing, anchor_points, spec):
     keys = [k for k, _, _ in spec["metrics"]] + [spec["diff"][0]]
     table = {}
@@ -53,6 +69,8 @@ def summarize(rows, variants, missing, anchor_points, spec):
         table[v.name] = {spec["rate"]: mean([r[spec["rate"]] for r in rows]),
                          **{k: mean([m[k] for m in ms]) for k in keys},
                          "decode_ms": 1000 * mean([m["decode_s"] for m in ms]), **v.info}
+        if spec["rate"] == "bpp":
+            table[v.name]["colour_error"] = colour_summary([m.get("colour_error") for m in ms])
     bulky = ("pixels", "mel")
     per_image = [{k: v for k, v in r.items() if k not in ("variants", "original", "original_mel")} |
                  {"variants": {n: {k: x for k, x in m.items() if k not in bulky} for n, m in r["variants"].items()}}
@@ -71,8 +89,10 @@ def image_anchor_sweep(rows, codecs, progress):
         for r in rows:
             out, nbytes, sec = A.encode_decode(r["original"], codec, q)
             res.append({"bpp": 8 * nbytes / r["original"][..., 0].size, "psnr": pixel_psnr(r["original"], out),
-                        "msssim": pixel_msssim(r["original"], out), "decode_s": sec})
-        points[codec].append({"quality": q, **{k: mean([x[k] for x in res]) for k in res[0]}})
+                        "msssim": pixel_msssim(r["original"], out), "decode_s": sec,
+                        "colour_error": mean_colour_error(r["original"], out)})
+        points[codec].append({"quality": q, **{k: mean([x[k] for x in res]) for k in res[0] if k != "colour_error"},
+                              "colour_error": colour_summary([x["colour_error"] for x in res])})
     return points
 
 
@@ -83,15 +103,17 @@ def _f(v, spec):
 def render(summary, run, spec) -> str:
     t, rate = summary["variants"], spec["rate"]
     cols = spec["metrics"] + [spec["diff"]]
+    colour_head = " | colour error R/G/B (worst)" if rate == "bpp" else ""
     lines = [f"# bpgan-compare: {run}", "", f"{summary['images']} inputs; every variant decodes the same "
              f"bitstream (final model's latent, {_f(summary['encode_s'], '.2f')} s encode per input).", "",
-             f"| variant | {rate} | " + " | ".join(label for _, label, _ in cols) +
+             f"| variant | {rate} | " + " | ".join(label for _, label, _ in cols) + colour_head +
              f" | size bytes (format) | sparsity | {spec['macs']} | decode ms |",
-             "|---|---|" + "---|" * len(cols) + "---|---|---|---|"]
+             "|---|---|" + "---|" * (len(cols) + bool(colour_head)) + "---|---|---|---|"]
     for name, m in t.items():
         size = "-" if m.get("size_bytes") is None else f"{m['size_bytes']:,} ({m['size_format']})"
         lines.append(f"| {name} | {_f(m[rate], '.4f' if rate == 'bpp' else ',.0f')} | " +
                      " | ".join(_f(m[k], fmt) for k, _, fmt in cols) +
+                     (f" | {_colour(m.get('colour_error'))}" if colour_head else "") +
                      f" | {size} | {_f(m.get('sparsity'), '.3f')} | {_f(m.get('macs_per_pixel'), ',.0f')} | "
                      f"{_f(m['decode_ms'], '.1f')} |")
     lines += ["", f"Reference vs TVM, max difference: {_f(summary['ref_vs_tvm_max_lsb'], 'd')} LSB."]
@@ -100,12 +122,13 @@ def render(summary, run, spec) -> str:
     if summary["anchors"]:
         value = next(iter(t.values()))[rate]
         lines += ["", f"## Anchors nearest {_f(value, '.4f' if rate == 'bpp' else ',.0f')} {rate}", "",
-                  f"| codec | quality | {rate} | " + " | ".join(label for _, label, _ in spec["metrics"][:3]) + " |",
-                  "|---|---|---|" + "---|" * len(spec["metrics"][:3])]
+                  f"| codec | quality | {rate} | " + " | ".join(label for _, label, _ in spec["metrics"][:3]) +
+                  colour_head + " |", "|---|---|---|" + "---|" * (len(spec["metrics"][:3]) + bool(colour_head))]
         for codec, pts in summary["anchors"].items():
             for p in (A.bracket(pts, value) if rate == "bpp" else pts):
                 lines.append(f"| {codec} | {p['quality']} | {_f(p[rate], '.4f' if rate == 'bpp' else ',.0f')} | " +
-                             " | ".join(_f(p.get(k), fmt) for k, _, fmt in spec["metrics"][:3]) + " |")
+                             " | ".join(_f(p.get(k), fmt) for k, _, fmt in spec["metrics"][:3]) +
+                             (f" | {_colour(p.get('colour_error'))}" if colour_head else "") + " |")
     figure = "crops.png" if rate == "bpp" else "spectrograms.png"
     lines += ["", "![rate-distortion](rd.png)", "", f"![side by side]({figure})"]
     return "\n".join(lines) + "\n"
@@ -148,7 +171,7 @@ def main(argv=None) -> int:
             audio_paths, evaluate = image_paths, evaluate_image
         paths = audio_paths(args.data)[: args.limit]
         variants, missing = collect_variants(run, model, blob)
-        search = SearchConfig(iters=args.iters, msssim=args.msssim) if args.iters > 0 else None
+        search = SearchConfig(iters=args.iters, msssim=args.msssim, colour=args.colour) if args.iters > 0 else None
         rows = [evaluate(p, model, prior, mhash, variants, search, out / "outputs")
                 for p in tqdm(paths, desc="inputs", disable=args.quiet, leave=False)]
     except (CompareError, ValueError, OSError) as e:

@@ -36,6 +36,8 @@ def parse(argv):
     p.add_argument("--rho", type=float, default=SearchConfig.rho, help="search: ADMM penalty")
     p.add_argument("--mse", type=float, default=1.0, help="search: MSE weight")
     p.add_argument("--msssim", type=float, default=0.0, help="search: (1 - MS-SSIM) weight")
+    p.add_argument("--colour", type=float, default=0.0,
+                   help="search: weight of the per-channel mean colour difference (images)")
     p.add_argument("--float-gradients", action="store_true",
                    help="search: full-precision gradients instead of the model's 8-bit gradient quantizers")
     p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations for the measured waveform")
@@ -120,7 +122,8 @@ def main(argv=None) -> int:
             print(f"bpgan-encode: note: {note}")
         mhash = model_hash(model, prior)
         search = SearchConfig(args.iters, args.lr, args.rho, args.mse, args.msssim,
-                              quantized_gradients=not args.float_gradients) if args.iters > 0 else None
+                              quantized_gradients=not args.float_gradients, colour=args.colour) \
+            if args.iters > 0 else None
         t0 = time.perf_counter()
         enc = encode_image(model, prior, image, search, mhash)
         seconds = time.perf_counter() - t0

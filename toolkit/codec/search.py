@@ -7,7 +7,8 @@ ADMM over the constraint "the latent is on the centers":
 Each iteration evaluates the target loss D(G(Z), x) of the quantized latent and keeps the best,
 starting with the encoder's own quantized latent (iteration 0), so the result is never worse
 than the encoder alone by the target loss. D = mse * MSE + msssim * (1 - MS-SSIM) on [-1, 1]
-images, measured on the unpadded region only.
+images (+ colour * the squared difference of the per-channel means: a colour cast, which MSE
+weighs little), measured on the unpadded region only.
 
 Runs through whatever generator the model has: the QAT fake-quant one (with GradQuant8 8-bit
 gradients when it was built with gradient_bits=8: the fixed-point device setting; or with
@@ -22,7 +23,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..metrics import msssim as msssim_metric
+from ..metrics import colour_cast, msssim as msssim_metric
 from ..quant.gradient import GradQuant8
 
 
@@ -34,6 +35,7 @@ class SearchConfig:
     mse: float = 1.0
     msssim: float = 0.0
     quantized_gradients: bool = True  # False: bypass the model's GradQuant8 (full-precision gradients)
+    colour: float = 0.0        # weight of the squared per-channel mean difference (a colour cast), images
 
 
 @dataclass
@@ -52,6 +54,8 @@ def distortion(x_hat: torch.Tensor, x: torch.Tensor, cfg: SearchConfig) -> torch
         total = total + cfg.mse * F.mse_loss(x_hat, x)
     if cfg.msssim:
         total = total + cfg.msssim * (1 - msssim_metric(x_hat, x, reduce=False).mean())
+    if cfg.colour and x.ndim == 4:   # per-channel means over the image: what a colour cast shifts
+        total = total + cfg.colour * colour_cast(x_hat, x)
     return total
 
 

@@ -48,6 +48,12 @@ def pixel_psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
+def mean_colour_error(a: np.ndarray, b: np.ndarray) -> List[float]:
+    """|mean(b) - mean(a)| per colour channel in levels (0-255): a colour cast, which PSNR hardly sees."""
+    diff = b.reshape(-1, b.shape[-1]).astype(np.float64).mean(0) - a.reshape(-1, a.shape[-1]).astype(np.float64).mean(0)
+    return [float(v) for v in np.abs(diff)]
+
+
 def pixel_msssim(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     try:
         return msssim(pixels_to_tensor(a), pixels_to_tensor(b))
@@ -149,7 +155,7 @@ def evaluate_image(path: Path, final_model, prior, mhash, variants: List[Variant
             write_png(out_dir / v.name / f"{path.stem}.png", pixels)
         row["variants"][v.name] = {"psnr": pixel_psnr(image.pixels, pixels),
                                    "msssim": pixel_msssim(image.pixels, pixels), "decode_s": seconds,
-                                   "pixels": pixels}
+                                   "colour_error": mean_colour_error(image.pixels, pixels), "pixels": pixels}
     ref_px = row["variants"].get("float_weights", {}).get("pixels")
     for name, m in row["variants"].items():
         m["psnr_vs_float_weights"] = pixel_psnr(ref_px, m["pixels"]) if ref_px is not None else None

@@ -1,13 +1,14 @@
-"""Codec losses: MSE, MS-SSIM, LSGAN adversarial, feature matching; each weighted, any may be off."""
+"""Codec losses: MSE, MS-SSIM, colour cast, LSGAN adversarial, feature matching; each weighted, any may be off."""
 import torch
 import torch.nn.functional as F
 
-from ..metrics import msssim
+from ..metrics import colour_cast, msssim
 
 
 class CodecLoss:
-    def __init__(self, mse=1.0, msssim=0.0, adversarial=0.0, feature_matching=0.0):
-        self.w = {"mse": mse, "msssim": msssim, "adversarial": adversarial, "feature_matching": feature_matching}
+    def __init__(self, mse=1.0, msssim=0.0, adversarial=0.0, feature_matching=0.0, colour=0.0):
+        self.w = {"mse": mse, "msssim": msssim, "adversarial": adversarial, "feature_matching": feature_matching,
+                  "colour": colour}
 
     @property
     def needs_discriminator(self) -> bool:
@@ -20,6 +21,8 @@ class CodecLoss:
             parts["mse"] = F.mse_loss(x_hat, x)
         if self.w["msssim"]:
             parts["msssim"] = 1 - msssim(x_hat, x, reduce=False).mean()
+        if self.w["colour"]:
+            parts["colour"] = colour_cast(x_hat, x)
         if self.needs_discriminator:
             fake = disc(x_hat)
             if self.w["adversarial"]:  # LSGAN: push D(fake) towards 1

@@ -31,6 +31,7 @@ class LossSpec(Strict):
     msssim: float = Field(0.0, ge=0)
     adversarial: float = Field(0.0, ge=0)
     feature_matching: float = Field(0.0, ge=0)
+    colour: float = Field(0.0, ge=0)   # images: the per-crop mean colour difference (metrics.colour_cast)
 
 
 class QuantRecipe(Strict):
@@ -104,6 +105,8 @@ class Recipe(Strict):
                 raise ValueError(f"data.{field} must be a multiple of the model's downsample {cfg.downsample}")
         if cfg.modality != "image" and self.loss.msssim:
             raise ValueError(f"loss.msssim: MS-SSIM is an image loss; set it to 0 for {cfg.modality} models")
+        if cfg.modality != "image" and self.loss.colour:
+            raise ValueError(f"loss.colour: the colour term is an image loss; set it to 0 for {cfg.modality} models")
         if cfg.modality != "audio" and self.data.holdout:
             raise ValueError("data.holdout: held-out clip lists are for audio models only")
         return self
