@@ -1,4 +1,4 @@
-"""The C99 speech back end (export/c99/runtime/bpgan_speech.c) equals firmware_ref.speech.mel_to_pcm16 bit for bit.
+"""The C99 speech back end (export/c99/runtime/bpgan_speech.c, bpgan_speech_frame.c) equals firmware_ref.speech.mel_to_pcm16 bit for bit.
 
 The back end streams (a wavefront over the Griffin-Lim rounds, state independent of the clip's length): a small
 driver (written here) reads a raw int8 mel and writes raw int16 LE PCM, either through the whole-clip wrapper
@@ -19,7 +19,7 @@ from bpgan.firmware_ref.speech import mel_to_pcm16
 from conftest import REPO
 
 RUNTIME = REPO / "export" / "c99" / "runtime"
-SOURCES = [RUNTIME / "bpgan_speech.c"]
+SOURCES = [RUNTIME / "bpgan_speech.c", RUNTIME / "bpgan_speech_frame.c"]
 GOLDEN = REPO / "zoo" / "bpgan-audio-light" / "export" / "golden.npz"
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", f"-I{RUNTIME}"]
 
@@ -225,7 +225,7 @@ def test_stream_bytes(binary):
 
 
 def test_no_float_no_heap(tmp_path):
-    texts = [p.read_text() for p in (*SOURCES, RUNTIME / "bpgan_speech.h")] + [speech_tables_c()]
+    texts = [p.read_text() for p in (*SOURCES, RUNTIME / "bpgan_speech.h", RUNTIME / "bpgan_speech_internal.h")] + [speech_tables_c()]
     for text in texts:
         assert not re.findall(r"\b(float|double|malloc)\b", text)
 
@@ -254,6 +254,7 @@ def test_compiles_for_cortex_m4(tmp_path):
     for src in speech:
         _compile([cc, *CFLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-fstack-usage", "-c", src,
                   "-o", tmp_path / (src.stem + ".o")])
-    frames = [line.split("\t") for line in (tmp_path / "bpgan_speech.su").read_text().splitlines()]
+    frames = [line.split("\t") for su in sorted(tmp_path.glob("*.su")) for line in su.read_text().splitlines()]
+    assert any("bpgan_speech_frame" in f[0] for f in frames) and any("bpg_speech_feed" in f[0] for f in frames)
     assert all(kind.strip() == "static" for _, _, kind in frames), frames
     assert sum(int(size) for _, size, _ in frames) < 1024, frames

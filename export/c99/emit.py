@@ -21,9 +21,9 @@ from . import plan
 from .speech_tables import speech_tables_c
 
 RUNTIME = Path(__file__).resolve().parent / "runtime"
-RUNTIME_FILES = ("bpgan_decoder.h", "bpgan_internal.h", "bpgan_speech.h", "bpgan_decoder.c", "bpgan_ans.c",
-                 "bpgan_plan.c", "bpgan_stream.c", "bpgan_ops.c", "bpgan_speech.c", "bpgan_decode.c", "Makefile",
-                 "cortex_m_startup.c", "cortex_m.ld")
+RUNTIME_FILES = ("bpgan_decoder.h", "bpgan_internal.h", "bpgan_speech.h", "bpgan_speech_internal.h", "bpgan_decoder.c",
+                 "bpgan_ans.c", "bpgan_plan.c", "bpgan_stream.c", "bpgan_ops.c", "bpgan_speech.c", "bpgan_speech_frame.c",
+                 "bpgan_decode.c", "Makefile", "cortex_m_startup.c", "cortex_m.ld")
 DTYPES = {"int8": "BPG_INT8", "uint8": "BPG_UINT8", "int16": "BPG_INT16", "int32": "BPG_INT32"}
 # Each registry kind's C lowering: (the runtime's kind enum, its kernel function in bpgan_ops.c).
 C_KERNELS = {kind: (f"BPG_{kind.upper()}", f"bpg_{kind}") for kind in (
