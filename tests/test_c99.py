@@ -206,7 +206,7 @@ def test_the_arena_holds_every_latent_size_within_the_limit(image):
 
     def need(h, w):
         cols = heights_of(prog, w, axis=1)
-        return plan.layout_bytes(prog, latent_c * h * w, 3 * cols[out], 0, ring_rows(prog, h), cols)
+        return plan.layout_bytes(prog, latent_c * h * w, 3 * cols[out], ring_rows(prog, h), cols)
 
     sizes = [(h, w) for h in range(1, positions + 1) for w in range(1, min(positions // h, MAX_WIDTH // down) + 1)]
     needs = {s: need(*s) for s in sizes}

@@ -213,7 +213,8 @@ def emit_c99(prog: Program, out_dir, max_pixels: Optional[int] = None, max_frame
     got = plan.shapes(prog, probe, dims)[prog.outputs[0]]
     if got != expect:
         raise ProgramError(f"c99 target: a {probe} latent decodes to {got}, not {expect} (stride {down})")
-    arena = plan.arena_bytes(prog, dims, positions, max_width // down)
+    caps = plan.ring_caps(prog, positions)   # a dry run per height: computed once for the arena and the report
+    arena = plan.arena_bytes(prog, dims, positions, max_width // down, caps)
     head = bitstream.Header("image" if dims == 2 else "audio", bytes(16), 1, (1,) * dims, (0,) * dims,
                             (1,) * (dims + 1)).header_bytes()
     max_stream = head + 4 * (2 + prog.prior().shape[0] * positions)   # ANS reads at most 2 + one word per symbol
@@ -223,5 +224,5 @@ def emit_c99(prog: Program, out_dir, max_pixels: Optional[int] = None, max_frame
         shutil.copyfile(RUNTIME / name, out_dir / name)
     (out_dir / "bpgan_speech_tables.c").write_text(speech_tables_c())
     (out_dir / "model_data.c").write_text(model_data(prog, dims, arena, max_stream, max_pixels, max_frames, max_width))
-    rings = max(rows for name, rows in plan.ring_caps(prog, positions).items() if name != prog.inputs[0])
+    rings = max(rows for name, rows in caps.items() if name != prog.inputs[0])
     return C99Report(out_dir, max(arena, 8) // 8 * 8, max_stream, max_pixels, max_frames, dims, max_width, rings)

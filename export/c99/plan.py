@@ -2,15 +2,14 @@
 
 The C decoder streams (runtime/bpgan_stream.c, the port of firmware_ref/stripes.py RowCache): output
 rows are pulled one at a time and every tensor keeps a ring of the rows its consumers can still ask
-for. Its arena is [latent | side | rings, int32 row buffer], with `tail` overlaying the rings once the
-generator is done (runtime/bpgan_plan.c bpg_plan, which sizes each ring by a dry run of the schedule
-per stream). Here the same layout sizes the static arena: every term at its largest over the streams
+for. Its arena is [latent | side | rings, int32 row buffer] (runtime/bpgan_plan.c bpg_plan, which sizes
+each ring by a dry run of the schedule per stream). Here the same layout sizes the static arena: every term at its largest over the streams
 the export's limits let through (the widest latent, the most latent positions, each ring's largest
 window over heights), so a stream within them fits; the C still refuses one that does not.
 Sides: an image's one row of pixels; speech's streamed back end (speech_tables.speech_stream_bytes, the
-same whatever the duration), one mel frame and one chunk of PCM. Nothing overlays the rings yet (tail 0).
+same whatever the duration), one mel frame and one chunk of PCM.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -77,25 +76,26 @@ def ring_caps(prog, max_rows: int) -> Dict[str, int]:
     return caps
 
 
-def layout_bytes(prog, latent_bytes: int, side: int, tail: int, caps: Dict[str, int], cols: Dict[str, int]) -> int:
-    """bpg_plan's arena: latent + side + max(rings + row buffer, tail), each region 8-byte aligned."""
+def layout_bytes(prog, latent_bytes: int, side: int, caps: Dict[str, int], cols: Dict[str, int]) -> int:
+    """bpg_plan's arena: latent + side + rings + row buffer, each region 8-byte aligned."""
     rings = sum(_round_up(caps.get(name, 0) * _row_bytes(prog, name, cols[name])) for name in tensor_ids(prog)[1:])
     row = _round_up(4 * max([_row_columns(prog, op, cols[op.output]) for op in prog.ops
                              if op.kind.startswith("conv")] + [1]))
-    return _round_up(latent_bytes) + _round_up(side) + max(rings + row, _round_up(tail))
+    return _round_up(latent_bytes) + _round_up(side) + rings + row
 
 
-def arena_bytes(prog, dims: int, max_positions: int, max_latent_cols: int = 1) -> int:
+def arena_bytes(prog, dims: int, max_positions: int, max_latent_cols: int = 1,
+                caps: Optional[Dict[str, int]] = None) -> int:
     """The static arena for streams of at most max_positions latent positions (and, images, max_latent_cols
-    latent columns; speech: max_positions latent steps)."""
+    latent columns; speech: max_positions latent steps). caps: ring_caps(prog, max_positions) when the
+    caller has them already."""
+    caps = caps if caps is not None else ring_caps(prog, max_positions)
     latent_bytes = prog.tensors[prog.inputs[0]]["channels"] * max_positions
     out = prog.outputs[0]
     if dims == 2:
         cols = heights_of(prog, max_latent_cols, axis=1)
-        caps = ring_caps(prog, max_positions)
-        return layout_bytes(prog, latent_bytes, cols[out] * prog.tensors[out]["channels"], 0, caps, cols)
-    return layout_bytes(prog, latent_bytes, speech_side_bytes(), 0, ring_caps(prog, max_positions),
-                        {name: 1 for name in tensor_ids(prog)})
+        return layout_bytes(prog, latent_bytes, cols[out] * prog.tensors[out]["channels"], caps, cols)
+    return layout_bytes(prog, latent_bytes, speech_side_bytes(), caps, {name: 1 for name in tensor_ids(prog)})
 
 
 def speech_side_bytes() -> int:

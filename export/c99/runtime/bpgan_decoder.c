@@ -43,8 +43,6 @@ static uint32_t crc32(const uint8_t *p, size_t n)
 
 #define BPG_SAMPLE_RATE 8000u   /* firmware_ref/speech.py SAMPLE_RATE */
 
-static uint64_t round_up_8(uint64_t n) { return (n + BPG_ALIGN - 1) / BPG_ALIGN * BPG_ALIGN; }
-
 static uint32_t le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t le32(const uint8_t *p) { return le16(p) | le16(p + 2) << 16; }
 
@@ -185,8 +183,8 @@ static int decode_audio(const bpg_model *m, const bpg_header *h, const bpg_layou
 {
     const uint32_t frames = (h->orig[0] + m->audio_hop - 1) / m->audio_hop, bands = m->tensors[m->output].channels;
     uint8_t *speech = m->arena + at->side_at;
-    int8_t *mel = (int8_t *)(void *)(speech + round_up_8(bpg_speech_stream_bytes(m->gl_iters)));
-    int16_t *pcm = (int16_t *)(void *)((uint8_t *)mel + round_up_8(bands));
+    int8_t *mel = (int8_t *)(void *)(speech + bpg_round_up(bpg_speech_stream_bytes(m->gl_iters)));
+    int16_t *pcm = (int16_t *)(void *)((uint8_t *)mel + bpg_round_up(bands));
     const bpg_view y = bpg_view_of(m, m->output);
     uint32_t r, c, n;
     bpg_speech_begin(speech, frames, h->orig[0], m->gl_iters, m->nnls_iters);
@@ -228,7 +226,7 @@ int bpg_decode(const uint8_t *stream, size_t len, bpg_sink sink, void *ctx, char
     bpg_layout at;
     bpg_info info;
     uint8_t *symbols;
-    uint64_t i, count, side, tail;
+    uint64_t i, count, side;
     const int image = m->spatial_dims == 2;
     memset(&h, 0, sizeof h);
     if (unpack(m, stream, len, &h, err)) return 1;
@@ -242,15 +240,11 @@ int bpg_decode(const uint8_t *stream, size_t len, bpg_sink sink, void *ctx, char
         return bpg_error(err, "this decoder's program decodes %s streams", image ? "image" : "audio");
     latent.h = h.lat[0];   /* 1-D: time is the row axis */
     latent.w = image ? h.lat[1] : 1;
-    if (image) {
-        side = (uint64_t)h.orig[1] * m->tensors[m->output].channels;   /* one row of pixels */
-        tail = 0;
-    } else {   /* the streamed back end's state, one mel frame, one chunk of PCM (plan.speech_side_bytes) */
-        side = round_up_8(bpg_speech_stream_bytes(m->gl_iters)) + round_up_8(m->tensors[m->output].channels)
-             + 2u * BPG_SPEECH_MAX_CHUNK;
-        tail = 0;
-    }
-    if (bpg_plan(m, latent, image ? h.orig[0] : size.h, side, tail, &at, err)) return 1;
+    side = image ? (uint64_t)h.orig[1] * m->tensors[m->output].channels   /* one row of pixels */
+                 /* the streamed back end's state, one mel frame, one chunk of PCM (plan.speech_side_bytes) */
+                 : bpg_round_up(bpg_speech_stream_bytes(m->gl_iters)) + bpg_round_up(m->tensors[m->output].channels)
+                   + 2u * BPG_SPEECH_MAX_CHUNK;
+    if (bpg_plan(m, latent, image ? h.orig[0] : size.h, side, &at, err)) return 1;
     if (m->shapes[m->output].h != size.h || m->shapes[m->output].w != size.w)
         return bpg_error(err, "decoder produces %lux%lu, the header implies %lux%lu", (unsigned long)m->shapes[m->output].h,
                          (unsigned long)m->shapes[m->output].w, (unsigned long)size.h, (unsigned long)size.w);

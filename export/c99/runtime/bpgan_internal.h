@@ -14,6 +14,8 @@ enum { BPG_CONV2D = 0, BPG_CONV_TRANSPOSE2D, BPG_CONV1D, BPG_CONV_TRANSPOSE1D, B
 #define BPG_MAX_INPUTS 64u   /* registry: concat takes at most 64 inputs */
 #define BPG_ALIGN 8u     /* every arena region starts on 8 bytes (int32 tensors, the int32 row buffer) */
 
+static inline uint64_t bpg_round_up(uint64_t n) { return (n + BPG_ALIGN - 1) / BPG_ALIGN * BPG_ALIGN; }
+
 /* C99 leaves >> of a negative value and the conversion of an out-of-range unsigned value to a
  * signed type implementation-defined; the rounding rule needs the arithmetic shift, so a compiler
  * that does otherwise fails here (a negative array size) instead of decoding wrong numbers. */
@@ -118,11 +120,9 @@ typedef void (*bpg_kernel)(const bpg_op *op, const bpg_view *xs, const bpg_view 
 extern const bpg_kernel bpg_kernels[BPG_NUM_KINDS];
 
 /* bpgan_plan.c: shapes for a latent of size (h, w), the rings (a dry run of the stream schedule for `rows`
- * output rows), the arena: [latent | side | rings, row buffer], `tail` bytes overlaying the rings once the
- * generator is done; 0 or an error. */
-typedef struct { uint64_t side_at, tail_at, row_at; } bpg_layout;
-int bpg_plan(const bpg_model *m, bpg_shape latent, uint32_t rows, uint64_t side, uint64_t tail, bpg_layout *at,
-             char *err);
+ * output rows), the arena: [latent | side | rings, row buffer]; 0 or an error. */
+typedef struct { uint64_t side_at, row_at; } bpg_layout;
+int bpg_plan(const bpg_model *m, bpg_shape latent, uint32_t rows, uint64_t side, bpg_layout *at, char *err);
 /* bpgan_stream.c: forget every window (the latent held whole); make output rows [.., hi) available. */
 void bpg_stream_reset(const bpg_model *m);
 void bpg_stream_pull(const bpg_model *m, uint32_t hi, int compute, int32_t *row);

@@ -5,8 +5,6 @@
 
 #define BPG_MAX_SIDE ((int64_t)1 << 24)
 
-static uint64_t round_up(uint64_t n) { return (n + BPG_ALIGN - 1) / BPG_ALIGN * BPG_ALIGN; }
-
 /* The output size of one op from its inputs' sizes; 0 or a one-line refusal. */
 static int op_shape(const bpg_model *m, const bpg_op *op, bpg_shape *y, char *err)
 {
@@ -66,12 +64,10 @@ static int op_shape(const bpg_model *m, const bpg_op *op, bpg_shape *y, char *er
     return 0;
 }
 
-/* The arena of one stream: [latent | side | rings, row buffer]; tail overlays the rings and the row buffer
- * (used once the generator is done). Rings: a dry run of the stream schedule gives each tensor's largest
+/* The arena of one stream: [latent | side | rings, row buffer]. Rings: a dry run of the stream schedule gives each tensor's largest
  * window (RowCache.max_rows); bpgan/export/c99/plan.py sizes the static arena with the same layout over
  * the sizes the export's limits allow, so a stream within them fits (one that does not is refused). */
-int bpg_plan(const bpg_model *m, bpg_shape latent, uint32_t rows, uint64_t side, uint64_t tail, bpg_layout *at,
-             char *err)
+int bpg_plan(const bpg_model *m, bpg_shape latent, uint32_t rows, uint64_t side, bpg_layout *at, char *err)
 {
     uint64_t need, columns = 1;
     uint32_t i, y;
@@ -91,23 +87,21 @@ int bpg_plan(const bpg_model *m, bpg_shape latent, uint32_t rows, uint64_t side,
         bpg_stream_pull(m, y + 1, 0, NULL);
         bpg_stream_drop_output(m, y + 1);
     }
-    need = round_up((uint64_t)m->tensors[m->input].channels * latent.h * latent.w);
+    need = bpg_round_up((uint64_t)m->tensors[m->input].channels * latent.h * latent.w);
     m->rings[m->input].offset = 0;
     m->rings[m->input].cap = latent.h;
     at->side_at = need;
-    need += round_up(side);
-    at->tail_at = need;
+    need += bpg_round_up(side);
     for (i = 0; i < m->n_tensors; i++) {
         const uint64_t row_bytes = (uint64_t)m->tensors[i].channels * m->shapes[i].w * bpg_dtype_bytes(m->tensors[i].dtype);
         if (i == m->input) continue;
         m->rings[i].cap = m->rings[i].max_rows;
         m->rings[i].offset = need;
-        need += round_up(row_bytes * m->rings[i].cap);
+        need += bpg_round_up(row_bytes * m->rings[i].cap);
         if (need > m->arena_bytes) break;
     }
     at->row_at = need;
-    need += round_up(4u * columns);
-    if (need < at->tail_at + round_up(tail)) need = at->tail_at + round_up(tail);
+    need += bpg_round_up(4u * columns);
     if (need > m->arena_bytes)
         return bpg_error(err, "this stream needs more than the %lu bytes of arena of this build (export it with "
                          "larger limits)", (unsigned long)m->arena_bytes);
