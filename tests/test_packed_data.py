@@ -35,7 +35,7 @@ def test_the_packed_crops_are_the_images_pixels_where_recorded(folder, tmp_path)
 
 
 def test_the_size_limit_and_bad_files_are_one_line(folder, tmp_path, capsys):
-    with pytest.raises(ValueError, match="over the 1 MiB limit: at most 111 fit"):
+    with pytest.raises(ValueError, match="over the 1 MiB limit: at most 104 fit"):
         pack_crops(str(folder), tmp_path / "big.npz", 56, 1000, max_bytes=2 ** 20)
     assert not (tmp_path / "big.npz").exists()
     assert pack_main([str(folder), str(tmp_path / "x.npz"), "--crop", "100"]) == 2
@@ -48,6 +48,8 @@ def test_the_size_limit_and_bad_files_are_one_line(folder, tmp_path, capsys):
 def test_a_recipe_trains_from_the_packed_file(folder, tmp_path, capsys):
     assert pack_main([str(folder), str(tmp_path / "p.npz"), "--crop", "64", "--count", "12", "--max-mib", "1"]) == 0
     assert "12 crops of 64x64 from 3 images" in capsys.readouterr().out
+    assert pack_main([str(folder), str(tmp_path / "full.npz"), "--crop", "48", "--max-mib", "1"]) == 0   # as many as fit
+    assert "141 crops of 48x48" in capsys.readouterr().out and (tmp_path / "full.npz").stat().st_size <= 2 ** 20
     recipe = write_tiny(tmp_path / "tiny.yaml", data={"train": str(tmp_path / "p.npz"), "val": str(tmp_path / "p.npz"),
                                                       "crop": 32, "val_crop": 48, "val_count": 2})
     assert quantize_main([str(recipe), "--out", str(tmp_path / "run"), "--until", "float", "--quiet"]) == 0

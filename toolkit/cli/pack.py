@@ -5,6 +5,7 @@ accelerator machine (toolkit/datasets/packed.py).
 """
 import argparse
 import sys
+from pathlib import Path
 
 
 def parse(argv):
@@ -20,9 +21,9 @@ def parse(argv):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    from ..datasets.packed import pack_crops
+    from ..datasets.packed import crops_that_fit, pack_crops
     limit = int(args.max_mib * 2 ** 20)
-    count = args.count if args.count is not None else limit // (args.crop * args.crop * 3)
+    count = args.count if args.count is not None else crops_that_fit(max(args.crop, 1), limit)
     if not args.out.endswith(".npz") or args.crop < 1 or count < 1:
         print("bpgan-pack: error: OUT must end in .npz, and --crop and --count be at least 1", file=sys.stderr)
         return 2
@@ -31,8 +32,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as e:
         print(f"bpgan-pack: error: {e}", file=sys.stderr)
         return 2
+    size = Path(args.out).stat().st_size
     print(f"bpgan-pack: {meta['count']} crops of {args.crop}x{args.crop} from {len(meta['images'])} images "
-          f"-> {args.out} ({meta['count'] * args.crop * args.crop * 3 / 2 ** 20:.1f} MiB)")
+          f"-> {args.out} ({size / 2 ** 20:.1f} MiB)")
     return 0
 
 

@@ -14,6 +14,16 @@ import torch
 
 MAX_PACK_BYTES = 64 * 2 ** 20
 FORMAT = "bpgan-crops/1"
+FILE_OVERHEAD = 64 * 1024   # the .npz container, the metadata and the arrays' headers: well under this
+
+
+def crop_bytes(crop: int) -> int:
+    """Bytes one packed crop takes in the file: its pixels and its (image, row, column) origin."""
+    return crop * crop * 3 + 3 * 8
+
+
+def crops_that_fit(crop: int, max_bytes: int = MAX_PACK_BYTES) -> int:
+    return max(0, (max_bytes - FILE_OVERHEAD) // crop_bytes(crop))
 
 
 def is_packed(source) -> bool:
@@ -24,11 +34,10 @@ def pack_crops(source: str, out, crop: int, count: int, seed: int = 0, max_bytes
     """Cut and store the crops; -> their metadata. ValueError (one line) when they would not fit max_bytes."""
     from .images import image_paths, load_rgb
 
-    need = count * crop * crop * 3
+    need = count * crop_bytes(crop) + FILE_OVERHEAD
     if need > max_bytes:
-        fit = max_bytes // (crop * crop * 3)
         raise ValueError(f"{count} crops of {crop}x{crop} need {need / 2 ** 20:.1f} MiB, over the "
-                         f"{max_bytes / 2 ** 20:.0f} MiB limit: at most {fit} fit")
+                         f"{max_bytes / 2 ** 20:.0f} MiB limit: at most {crops_that_fit(crop, max_bytes)} fit")
     paths = image_paths(source)
     images = [load_rgb(p) for p in paths]
     small = [p.name for p, im in zip(paths, images) if min(im.shape[:2]) < crop]
