@@ -102,6 +102,17 @@ class ProgramBuilder:
     def upsample_nearest(self, name: str, x: str, factor: int) -> str:
         return self._reshape_op("upsample_nearest", name, x, factor, self.tensors[x]["channels"])
 
+    def argmax_unpool(self, name: str, x: str, logits: str, factor: int) -> str:
+        """Place each value of x at the argmax of its factor*factor logits (ties: lowest index), zeros elsewhere."""
+        c = self.tensors[x]["channels"]
+        if self.tensors[logits]["channels"] != c * factor * factor:
+            raise ProgramError(f"{name}: {self.tensors[logits]['channels']} logit channels for {c} values "
+                               f"and a {factor}x{factor} block")
+        t = self.tensors[x]
+        out = self._tensor(name, t["dtype"], t["frac_bits"], c)
+        self.ops.append(Op("argmax_unpool", name, [x, logits], out, {"factor": int(factor)}))
+        return out
+
     def concat(self, name: str, xs: Sequence[str]) -> str:
         t = self.tensors[xs[0]]
         out = self._tensor(name, t["dtype"], t["frac_bits"], sum(self.tensors[x]["channels"] for x in xs))

@@ -104,22 +104,26 @@ def _same_band(prog, op, xs, haves, out: Window, heights) -> np.ndarray:
 
 
 def _scale_needed(prog, op, out: Window, heights) -> List[Window]:
+    """Output rows [A, B) of an op that scales rows by r come from rows [A // r, ceil(B / r)) of every input
+    (argmax_unpool: of its values and its logits alike)."""
     r = op.attrs["factor"]
-    return [(out[0] // r, -(-out[1] // r))]
+    return [(out[0] // r, -(-out[1] // r))] * len(op.inputs)
 
 
 def _scale_band(prog, op, xs, haves, out: Window, heights) -> np.ndarray:
-    """pixel_shuffle / upsample_nearest by r: input rows [A // r, ceil(B / r)), then the kernel, then the cut."""
+    """pixel_shuffle / upsample_nearest / argmax_unpool by r: input rows [A // r, ceil(B / r)) of every input,
+    then the kernel, then the cut."""
     from .ops import REGISTRY
     r = op.attrs["factor"]
     lo, hi = _scale_needed(prog, op, out, heights)[0]
-    y = REGISTRY[op.kind].kernel(prog, op, [_rows(xs[0], haves[0], (lo, hi), heights[op.inputs[0]])])
+    parts = [_rows(x, have, (lo, hi), heights[name]) for x, have, name in zip(xs, haves, op.inputs)]
+    y = REGISTRY[op.kind].kernel(prog, op, parts)
     return y[:, :, out[0] - lo * r:out[1] - lo * r]
 
 
 ROW_MAPS = {kind: (_conv_needed, _conv_band) for kind in ("conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d")}
 ROW_MAPS.update({kind: (_same_needed, _same_band) for kind in ("add", "clip", "concat")})
-ROW_MAPS.update({kind: (_scale_needed, _scale_band) for kind in ("pixel_shuffle", "upsample_nearest")})
+ROW_MAPS.update({kind: (_scale_needed, _scale_band) for kind in ("pixel_shuffle", "upsample_nearest", "argmax_unpool")})
 
 
 def heights_of(prog: Program, latent_rows: int, axis: int = 0) -> Dict[str, int]:
@@ -144,7 +148,9 @@ def heights_of(prog: Program, latent_rows: int, axis: int = 0) -> Dict[str, int]
             else:
                 out = (h + pt + pb - k) // s + 1
             heights[op.output] = out
-        elif op.kind in ("pixel_shuffle", "upsample_nearest"):
+        elif op.kind in ("pixel_shuffle", "upsample_nearest", "argmax_unpool"):
+            if any(heights[name] != h for name in op.inputs):   # argmax_unpool: one logit per value position
+                raise ProgramError(f"{op.name}: {op.kind} inputs differ in size")
             heights[op.output] = h * op.attrs["factor"]
         elif op.kind == "add":   # numpy broadcasting: a size-1 axis takes the other's size
             b = heights[op.inputs[1]]

@@ -55,7 +55,8 @@ def compiled(tmp_path_factory):
     """Compile each plan once: (program, decoder) pairs."""
     root = tmp_path_factory.mktemp("tvm")
     out = {}
-    for name, prog in [("2d", program_2d()), ("1d", program_1d()), ("ps", pixel_shuffle_program())]:
+    plans = [("2d", program_2d()), ("1d", program_1d()), ("ps", pixel_shuffle_program()), ("unpool", unpool_chain())]
+    for name, prog in plans:
         prog.save(root / name)
         out[name] = (prog, tvm_lower.TvmDecoder(tvm_lower.compile_program(prog, "llvm", root / name)), root / name)
     return out
@@ -68,6 +69,23 @@ def pixel_shuffle_program():
     c = b.conv("conv2d", "c", x, rand_w(rng, (12, 2, 3, 3)), rng.integers(-99, 99, 12), 8, "uint8", 6,
                stride=[1, 2], padding=[1, 0, 1, 2])  # asymmetric stride and padding
     return b.build([b.pixel_shuffle("ps", c, 2)])
+
+
+def unpool_chain(k=2):
+    """A generator's SAE-SPN step: uint8 features, int8 logits from a conv of them, argmax_unpool, a conv.
+
+    16 features and 16*k*k logits take the blocked kernels, so the unpool reads both back from NCHW16c; the
+    logits conv's small weights and large shift keep its outputs in a few levels, so ties are common."""
+    rng = np.random.default_rng(4)
+    b = ProgramBuilder({"plan": "argmax_unpool chain"})
+    x = b.input("x", "int8", 4, 3)
+    f = b.conv("conv2d", "feat", x, rand_w(rng, (16, 3, 3, 3)), rng.integers(-999, 999, 16), 8, "uint8", 6,
+               padding=1, relu=True)
+    lg = b.conv("conv2d", "spn", f, rand_w(rng, (16 * k * k, 16, 3, 3), 2), rng.integers(-99, 99, 16 * k * k), 11,
+                "int8", 5, padding=1)
+    u = b.argmax_unpool("unpool", f, lg, k)
+    return b.build([b.conv("conv2d", "tail", u, rand_w(rng, (3, 16, 3, 3)), rng.integers(-99, 99, 3), 9, "int8", 7,
+                           padding=1)])
 
 
 def random_input(prog, shape, seed):
@@ -99,7 +117,8 @@ def test_wide_dtypes_and_several_inputs_and_outputs_equal_the_reference(tmp_path
 
 
 @pytest.mark.parametrize("plan,shape", [("2d", (1, 3, 5, 7)), ("2d", (1, 3, 1, 1)), ("2d", (1, 3, 8, 3)),
-                                        ("1d", (1, 2, 9)), ("1d", (1, 2, 1)), ("ps", (1, 2, 6, 4))])
+                                        ("1d", (1, 2, 9)), ("1d", (1, 2, 1)), ("ps", (1, 2, 6, 4)),
+                                        ("unpool", (1, 3, 5, 7)), ("unpool", (1, 3, 1, 1))])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tvm_equals_reference_on_random_inputs(compiled, plan, shape, seed):
     prog, dec, _ = compiled[plan]
@@ -136,6 +155,33 @@ def test_same_output_across_runs_and_thread_counts(compiled, tmp_path):
     assert np.array_equal(first, second)
     assert np.array_equal(first, np.load(tmp_path / "tvm.npy"))
     assert np.array_equal(first, np.load(tmp_path / "ref.npy"))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_argmax_unpool_ties_go_to_the_lowest_index_on_both_pipelines(tmp_path, k):
+    """Sent switches (logits a program input in [-2, 2]: ties everywhere), uint8 values: exact on 'auto' and 'none'."""
+    b = ProgramBuilder({"plan": "argmax_unpool"})
+    x, lg = b.input("x", "uint8", 6, 3), b.input("lg", "int8", 0, 3 * k * k)
+    prog = b.build([b.argmax_unpool("u", x, lg, k)])
+    decs = [tvm_lower.TvmDecoder(tvm_lower.compile_program(prog, "llvm", tmp_path / s, schedule=s))
+            for s in tvm_lower.SCHEDULES]
+    rng = np.random.default_rng(k)
+    for h, w in ((1, 1), (3, 5), (4, 2)):
+        inputs = {"x": rng.integers(0, 256, (1, 3, h, w)).astype(np.uint8),
+                  "lg": rng.integers(-2, 3, (1, 3 * k * k, h, w)).astype(np.int8)}
+        want = run_program(prog, inputs)["u"]
+        assert all(np.array_equal(d(inputs), want) and d(inputs).dtype == np.uint8 for d in decs)
+
+
+def test_unpool_chain_has_ties_and_both_pipelines_equal_the_reference(compiled, tmp_path):
+    """The chain's logits do tie (else the tie rule goes untested), and the untuned library agrees too."""
+    prog, dec, _ = compiled["unpool"]
+    plain = tvm_lower.TvmDecoder(tvm_lower.compile_program(prog, "llvm", tmp_path, schedule="none"))
+    x = random_input(prog, (1, 3, 6, 5), 9)
+    env = run_program(prog, x, keep_all=True)
+    lg = env["spn"].reshape(1, 16, 4, 6, 5).astype(np.int64)
+    assert ((lg == lg.max(axis=2, keepdims=True)).sum(axis=2) > 1).mean() > 0.25
+    assert np.array_equal(dec(x), env["tail"]) and np.array_equal(plain(x), env["tail"])
 
 
 def test_lowering_refuses_a_program_that_can_overflow():

@@ -2,15 +2,32 @@
 import numpy as np
 import pytest
 
+from bpgan.firmware_ref.builder import ProgramBuilder
 from bpgan.firmware_ref.decoder import run_program, symbols_to_latent
 from bpgan.firmware_ref.ops import REGISTRY
 from bpgan.firmware_ref.program import load_program
 from bpgan.firmware_ref.stripes import ROW_MAPS, band_cost, choose_band, heights_of, run_in_stripes, run_streaming
 from bpgan.toolkit.cli.decode import main as decode_main
 from conftest import REPO
-from test_export_tvm import pixel_shuffle_program, program_1d, program_2d, random_input
+from test_export_tvm import pixel_shuffle_program, program_1d, program_2d, rand_w, random_input
 
 ZOO = REPO / "zoo"
+
+
+def unpool_program():
+    """argmax_unpool by 3 then 2 (int8 logits clipped to [0, 2]: many ties), convs with a halo across blocks."""
+    rng = np.random.default_rng(3)
+    b = ProgramBuilder({"plan": "argmax_unpool"})
+    x = b.input("x", "int8", 5, 2)
+    v = b.conv("conv2d", "v", x, rand_w(rng, (2, 2, 3, 3)), rng.integers(-99, 99, 2), 7, "uint8", 5, padding=1,
+               relu=True)
+    lg = b.clip("lg", b.conv("conv2d", "l", x, rand_w(rng, (18, 2, 3, 3)), rng.integers(-99, 99, 18), 8, "int8", 0,
+                             padding=[2, 1, 0, 1]), 0, 2)
+    u3 = b.argmax_unpool("u3", v, lg, 3)
+    lg2 = b.conv("conv2d", "l2", b.upsample_nearest("vu", v, 3), rand_w(rng, (8, 2, 3, 3)), np.zeros(8), 9, "int16",
+                 3, padding=1)
+    u2 = b.argmax_unpool("u2", u3, lg2, 2)
+    return b.build([b.conv("conv2d", "out", u2, rand_w(rng, (2, 2, 3, 3)), np.zeros(2), 8, "int8", 5, padding=1)])
 
 
 def test_every_op_kind_has_a_row_map():
@@ -21,6 +38,7 @@ def test_every_op_kind_has_a_row_map():
     (program_2d, [(1, 3, 1, 1), (1, 3, 1, 7), (1, 3, 5, 7), (1, 3, 9, 4)]),      # every 2-D kind, left shifts
     (pixel_shuffle_program, [(1, 2, 1, 3), (1, 2, 6, 4), (1, 2, 7, 5)]),        # asymmetric stride / padding
     (program_1d, [(1, 2, 1), (1, 2, 9), (1, 2, 17)]),                            # 1-D: bands along time
+    (unpool_program, [(1, 2, 1, 3), (1, 2, 4, 5), (1, 2, 7, 2)]),               # two inputs, 6x the rows
 ])
 @pytest.mark.parametrize("band_rows", [1, 2, 3, 5, 1000])
 @pytest.mark.parametrize("run", [run_in_stripes, run_streaming])

@@ -28,8 +28,9 @@ DTYPES = {"int8": "BPG_INT8", "uint8": "BPG_UINT8", "int16": "BPG_INT16", "int32
 # Each registry kind's C lowering: (the runtime's kind enum, its kernel function in bpgan_ops.c).
 C_KERNELS = {kind: (f"BPG_{kind.upper()}", f"bpg_{kind}") for kind in (
     "conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d", "add", "clip", "pixel_shuffle", "upsample_nearest",
-    "concat")}
+    "concat", "argmax_unpool")}
 assert set(C_KERNELS) <= set(REGISTRY), "a C lowering for a kind the registry does not define"
+IMAGE_ONLY = ("pixel_shuffle", "argmax_unpool")   # kinds that scale both spatial axes: 2-D programs only
 DEFAULT_MAX_PIXELS = 768 * 512   # the Kodak size, either orientation
 DEFAULT_MAX_WIDTH = 768          # images stream by rows: memory grows with the width
 DEFAULT_MAX_FRAMES = 20 * 8000 // bitstream.AUDIO_HOP   # 20 s of 8 kHz speech
@@ -75,10 +76,11 @@ def check_program(prog: Program) -> int:
     dtype, frac = prog.fmt(prog.outputs[0])
     if dims == 2 and (prog.tensors[prog.outputs[0]]["channels"] not in (1, 3) or frac < 0):
         raise ProgramError("c99 target: an image program needs a 1- or 3-channel output with frac_bits >= 0")
-    if dims == 1 and (dtype != "int8" or any(op.kind == "pixel_shuffle" for op in prog.ops)
+    if dims == 1 and (dtype != "int8" or any(op.kind in IMAGE_ONLY for op in prog.ops)
                       or prog.tensors[prog.outputs[0]]["channels"] != speech.N_MELS or frac != speech.CODE_FRAC_BITS):
         raise ProgramError(f"c99 target: an audio program needs an int8 mel output ({speech.N_MELS} bands at "
-                           f"2^-{speech.CODE_FRAC_BITS}, the speech back end's input) and no pixel_shuffle")
+                           f"2^-{speech.CODE_FRAC_BITS}, the speech back end's input) and no "
+                           f"{' or '.join(IMAGE_ONLY)}")
     if len(plan.tensor_ids(prog)) + len(prog.ops) > 0xFFFF:
         raise ProgramError("c99 target: too many tensors")
     return dims

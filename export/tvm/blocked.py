@@ -1,7 +1,7 @@
 """Scheduled lowering: convs as channel-blocked kernels of one Isa (tvm.isa: VNNI, AVX2, generic) in the Relax graph.
 
 Tensors between scheduled kernels stay in NCHW16c; the layout changes only at the graph's input and
-output, or in front of an op that has no blocked kernel (pixel shuffle, upsample, concat, clip take
+output, or in front of an op that has no blocked kernel (pixel shuffle, upsample, concat, clip, argmax_unpool take
 the plain lowering of tvm.lower in NCHW). 1-D programs (NCW) run the same kernels as 2-D convs of
 height 1: activations (1, CB, 1, W, 16), conv1d / conv_transpose1d weights O I 1 K / I O 1 K.
 Each kernel is a PrimFunc emitted with emit_te, then replaced by its hand schedule and marked opaque, so Relax fusion leaves it alone and

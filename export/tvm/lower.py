@@ -89,6 +89,31 @@ class _Lowering:
         y = self.bb.emit(relax.op.permute_dims(y, [0, 1, 4, 2, 5, 3]))
         return self.bb.emit(relax.op.reshape(y, (n, c // (r * r), h * r, w * r)))
 
+    def argmax_unpool(self, op, x, logits):
+        """Values to the argmax of their k*k logits, zeros elsewhere: the reference's strict > scan written out,
+        so ties go to the lowest index on every engine (topi argmax promises no tie order)."""
+        k = op.attrs["factor"]
+        n, c, h, w = x.ty.shape.values
+        # logits in x's own shape variables (a runtime check where the two are not provably equal)
+        logits = self.bb.match_cast(logits, relax.TensorType([n, c * k * k, h, w], logits.ty.dtype))
+        lg = self.bb.emit(relax.op.reshape(logits, (n, c, k * k, h, w)))
+        lg = self.bb.emit(relax.op.astype(lg, "int32"))
+        best = self.bb.emit(relax.op.strided_slice(lg, [2], [0], [1]))
+        idx = self.bb.emit(relax.op.zeros_like(best, "int32"))
+        for j in range(1, k * k):
+            v = self.bb.emit(relax.op.strided_slice(lg, [2], [j], [j + 1]))
+            take = self.bb.emit(relax.op.greater(v, best))
+            best = self.bb.emit(relax.op.where(take, v, best))
+            idx = self.bb.emit(relax.op.where(take, relax.const(j, "int32"), idx))
+        cells = relax.const(np.arange(k * k, dtype=np.int32).reshape(1, 1, -1, 1, 1), "int32")
+        hit = self.bb.emit(relax.op.equal(idx, cells))                                   # (n, c, k*k, h, w)
+        x5 = self.bb.emit(relax.op.reshape(x, (n, c, 1, h, w)))
+        z = self.bb.emit(relax.op.where(hit, x5, relax.const(0, x.ty.dtype)))
+        # z[n, c, i*k+j, h, w] -> y[n, c, h*k+i, w*k+j]: pixel_shuffle's permutation
+        z = self.bb.emit(relax.op.reshape(z, (n, c, k, k, h, w)))
+        z = self.bb.emit(relax.op.permute_dims(z, [0, 1, 4, 2, 5, 3]))
+        return self.bb.emit(relax.op.reshape(z, (n, c, h * k, w * k)))
+
     def clip(self, op, x):
         y = self.bb.emit(relax.op.clip(x, *op.attrs["clip"]))
         return self.bb.emit(relax.op.astype(y, self.prog.fmt(op.output)[0]))
@@ -112,7 +137,7 @@ class _Lowering:
 LOWERINGS = {"conv2d": _Lowering.conv, "conv1d": _Lowering.conv, "conv_transpose2d": _Lowering.conv,
              "conv_transpose1d": _Lowering.conv, "add": _Lowering.add, "clip": _Lowering.clip,
              "pixel_shuffle": _Lowering.pixel_shuffle, "upsample_nearest": _Lowering.upsample_nearest,
-             "concat": _Lowering.concat}
+             "concat": _Lowering.concat, "argmax_unpool": _Lowering.argmax_unpool}
 assert set(LOWERINGS) <= set(REGISTRY), "a TVM lowering for a kind the registry does not define"
 
 

@@ -260,7 +260,39 @@ static void bpg_concat(const bpg_op *op, const bpg_view *xs, const bpg_view *y, 
                 memcpy(bpg_row(y, at, r), bpg_row(&xs[k], c, r), (size_t)xs[k].w * bpg_dtype_bytes(xs[k].dtype));
 }
 
+/* y[c, h*k+i, w*k+j] = x[c, h, w] if i*k+j == argmax_first(l[c*k*k .. c*k*k+k*k-1, h, w]) else 0
+ * (argmax_first: a strict > scan, ties to the lowest index, as the reference). Each output row recomputes
+ * the argmax of its input row: a k*k compare per value, cheaper than a buffer of switches. */
+static void bpg_argmax_unpool(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0,
+                              uint32_t y1)
+{
+    const bpg_view *x = &xs[0], *l = &xs[1];
+    const uint32_t k = (uint32_t)op->factor, kk = k * k, e = bpg_dtype_bytes(y->dtype);
+    const void *pl[16];   /* the k*k logit rows of one channel; registry: k <= 4 */
+    uint32_t c, yy, xx, j;
+    (void)row;
+    for (yy = y0; yy < y1; yy++)
+        for (c = 0; c < y->c; c++) {
+            const uint8_t *src = (const uint8_t *)bpg_row(x, c, yy / k);
+            uint8_t *dst = (uint8_t *)bpg_row(y, c, yy);
+            memset(dst, 0, (size_t)y->w * e);   /* zero is all-zero bytes in every dtype */
+            for (j = 0; j < kk; j++) pl[j] = bpg_row(l, c * kk + j, yy / k);
+            for (xx = 0; xx < x->w; xx++) {
+                int32_t best = bpg_load(pl[0], l->dtype, xx);
+                uint32_t idx = 0;
+                for (j = 1; j < kk; j++) {
+                    const int32_t v = bpg_load(pl[j], l->dtype, xx);
+                    if (v > best) {
+                        best = v;
+                        idx = j;
+                    }
+                }
+                if (idx / k == yy % k) memcpy(dst + ((uint64_t)xx * k + idx % k) * e, src + (uint64_t)xx * e, e);
+            }
+        }
+}
+
 const bpg_kernel bpg_kernels[BPG_NUM_KINDS] = {
     bpg_conv2d, bpg_conv_transpose2d, bpg_conv1d, bpg_conv_transpose1d, bpg_add, bpg_clip,
-    bpg_pixel_shuffle, bpg_upsample_nearest, bpg_concat,
+    bpg_pixel_shuffle, bpg_upsample_nearest, bpg_concat, bpg_argmax_unpool,
 };

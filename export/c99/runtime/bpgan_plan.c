@@ -45,6 +45,14 @@ static int op_shape(const bpg_model *m, const bpg_op *op, bpg_shape *y, char *er
         h = (int64_t)x->h * op->factor;
         w = m->spatial_dims == 2 ? (int64_t)x->w * op->factor : 1;
         break;
+    case BPG_ARGMAX_UNPOOL: {   /* one logit per value position; the emitter admits it in image programs only */
+        const bpg_shape *l = &m->shapes[op->inputs[1]];
+        if (l->h != x->h || l->w != x->w)
+            return bpg_error(err, "argmax_unpool inputs differ in size");
+        h = (int64_t)x->h * op->factor;
+        w = (int64_t)x->w * op->factor;
+        break;
+    }
     case BPG_CONCAT:
         for (k = 1; k < op->n_inputs; k++)
             if (m->shapes[op->inputs[k]].h != x->h || m->shapes[op->inputs[k]].w != x->w)

@@ -25,7 +25,7 @@ static void needed(const bpg_model *m, const bpg_op *op, uint16_t j, int64_t a, 
         *lo = clamp64(-floor_div(-(a + pt - k + 1), s), 0, h);
         *hi = clamp64(floor_div(b - 1 + pt, s) + 1, *lo, h);
         break;
-    case BPG_PIXEL_SHUFFLE: case BPG_UPSAMPLE_NEAREST:
+    case BPG_PIXEL_SHUFFLE: case BPG_UPSAMPLE_NEAREST: case BPG_ARGMAX_UNPOOL:   /* every input alike */
         *lo = a / op->factor;
         *hi = (b + op->factor - 1) / op->factor;
         break;
