@@ -7,6 +7,7 @@ Patterns read (all that Brevitas QCDQ writes for our layers):
   Add(DQ a, DQ b) [-Relu] -Q-> DQ                         add op with alignment shifts
   DequantizeLinear int tensor [-Relu] -Q-> DQ  (same scale)  clip op
   DepthToSpace(CRD) / Resize(nearest, integer scale) / Concat on DQ tensors    pixel_shuffle / upsample / concat
+  bpgan.ArgmaxUnpool(DQ values, DQ logits)    argmax_unpool (the one node of domain bpgan: toolkit/models/sae_spn.py)
 Every scale must be a power of two and every zero point 0: anything else is refused by name.
 """
 from pathlib import Path
@@ -201,6 +202,14 @@ class _Importer:
         if attrs.get("mode", b"DCR") != b"CRD":
             raise ProgramError(f"layer {layer_name(node)!r}: DepthToSpace must be CRD mode (torch PixelShuffle)")
         self.ints[node.output[0]] = self.b.pixel_shuffle(layer_name(node), self._int_input(node), attrs["blocksize"])
+
+    def on_ArgmaxUnpool(self, node):
+        where = layer_name(node)
+        if node.domain != "bpgan" or any(i not in self.ints for i in node.input[:2]):
+            raise ProgramError(f"layer {where!r}: ArgmaxUnpool must be the bpgan-domain op on two quantized tensors")
+        factor = next(onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "factor")
+        self.ints[node.output[0]] = self.b.argmax_unpool(where, self.ints[node.input[0]], self.ints[node.input[1]],
+                                                         int(factor))
 
     def on_Resize(self, node):
         where = layer_name(node)

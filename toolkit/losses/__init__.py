@@ -6,17 +6,18 @@ from ..metrics import colour_cast, msssim
 
 
 class CodecLoss:
-    def __init__(self, mse=1.0, msssim=0.0, adversarial=0.0, feature_matching=0.0, colour=0.0):
+    def __init__(self, mse=1.0, msssim=0.0, adversarial=0.0, feature_matching=0.0, colour=0.0, switch=0.0):
         self.w = {"mse": mse, "msssim": msssim, "adversarial": adversarial, "feature_matching": feature_matching,
-                  "colour": colour}
+                  "colour": colour, "switch": switch}
 
     @property
     def needs_discriminator(self) -> bool:
         return self.w["adversarial"] > 0 or self.w["feature_matching"] > 0
 
-    def generator(self, x, x_hat, disc=None):
-        """Total generator loss and its parts (floats) for logging."""
-        parts = {}
+    def generator(self, x, x_hat, disc=None, model_losses=None):
+        """Total generator loss and its parts (floats) for logging; model_losses: the model's own terms
+        (forward's "losses", e.g. sae-spn's switch cross-entropy), weighted by the recipe key of that name."""
+        parts = {k: v for k, v in (model_losses or {}).items() if self.w.get(k)}
         if self.w["mse"]:
             parts["mse"] = F.mse_loss(x_hat, x)
         if self.w["msssim"]:

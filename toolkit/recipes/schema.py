@@ -32,6 +32,7 @@ class LossSpec(Strict):
     adversarial: float = Field(0.0, ge=0)
     feature_matching: float = Field(0.0, ge=0)
     colour: float = Field(0.0, ge=0)   # images: the per-crop mean colour difference (metrics.colour_cast)
+    switch: float = Field(0.0, ge=0)   # sae-spn: the switch prediction network's cross-entropy (model loss)
 
 
 class QuantRecipe(Strict):
@@ -107,6 +108,9 @@ class Recipe(Strict):
             raise ValueError(f"loss.msssim: MS-SSIM is an image loss; set it to 0 for {cfg.modality} models")
         if cfg.modality != "image" and self.loss.colour:
             raise ValueError(f"loss.colour: the colour term is an image loss; set it to 0 for {cfg.modality} models")
+        if self.loss.switch and getattr(cfg, "switches", None) != "predicted":
+            raise ValueError("loss.switch: the switch cross-entropy needs a model that predicts switches "
+                             "(sae-spn with switches: predicted)")
         if cfg.modality != "audio" and self.data.holdout:
             raise ValueError("data.holdout: held-out clip lists are for audio models only")
         return self

@@ -105,7 +105,7 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
             d_loss.backward()
             opt_d.step()
             running["disc"] = running.get("disc", 0.0) + float(d_loss.detach())
-        loss, parts = session.loss.generator(x, out["x_hat"], disc)
+        loss, parts = session.loss.generator(x, out["x_hat"], disc, out.get("losses"))
         if admm is not None:
             penalty = admm.penalty()
             loss = loss + penalty
