@@ -13,7 +13,7 @@ CONV_T = ("ConvTranspose1d", "QuantConvTranspose1d", "ConvTranspose2d", "QuantCo
 
 @torch.no_grad()
 def count_macs(model: nn.Module, example: torch.Tensor) -> dict:
-    """Per-layer and total MACs of one forward pass on `example`."""
+    """Per-layer and total MACs of one forward pass on `example` (plus the model's example_inputs, if any)."""
     per_layer, hooks = {}, []
 
     def hook(name):
@@ -32,7 +32,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> dict:
     was_training = model.training
     model.eval()
     try:
-        model(example)
+        model(example, **(model.example_inputs(example) if hasattr(model, "example_inputs") else {}))
     finally:
         model.train(was_training)
         for h in hooks:

@@ -156,10 +156,18 @@ class SPNDecoder(nn.Module):
             x = conv(x)
         return x, logits
 
-    def forward(self, z):
-        if self.cfg.switches == "sent":
+    def forward(self, z, switches: Optional[List[torch.Tensor]] = None):
+        if self.cfg.switches == "sent" and switches is None:
             raise ValueError("an SWWAE decoder needs the sent switches: decode(z, switches)")
-        return self.decode(z)[0]
+        return self.decode(z, switches)[0]
+
+    def example_inputs(self, z) -> dict:
+        """What a forward pass needs beside the latent (count_macs): SWWAE's switches, all in cell 0."""
+        if self.cfg.switches != "sent":
+            return {}
+        n, _, h, w = z.shape
+        return {"switches": [torch.zeros(n, c, h << (STAGES - 1 - i), w << (STAGES - 1 - i), dtype=torch.long)
+                             for i, c in enumerate(self.cfg.encoder_widths)]}
 
 
 class SAESPN(BPGANCodec):
