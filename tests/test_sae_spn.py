@@ -146,3 +146,19 @@ def test_the_c99_decoder_streams_argmax_unpool_byte_identical_to_the_reference(s
     from bpgan.export.pipeline import export_run
     report = export_run(spn_run, "c99", out_dir=tmp_path / "c99")
     assert report.verified_on_host
+
+
+def test_swwae_decodes_with_the_sent_switches_and_counts_its_macs():
+    from bpgan.toolkit.models import count_macs
+    cfg = dict({k: v for k, v in TINY_MODEL.items() if k != "name"}, switches="sent", switch_stages=1)
+    model = build_model("sae-spn", model_config("sae-spn", cfg)).eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    z, switches = model.encoder.features(x)
+    with torch.no_grad():
+        a = model.generator(z, switches)
+        flipped = [s if i < 3 else (s + 1) % 4 for i, s in enumerate(switches)]   # other cells at the coarsest
+        b = model.generator(z, flipped)
+    assert not torch.equal(a, b)                     # the sent switches steer the decoder
+    with pytest.raises(ValueError, match="needs the sent switches"):
+        model.generator(z)
+    assert count_macs(model.generator, torch.zeros(1, 4, 2, 2))["total"] > 0
