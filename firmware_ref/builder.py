@@ -3,6 +3,7 @@
 The builder is where formats become integers: a conv's shift is in_frac + w_frac - out_frac
 (per output channel) and its clip is the output dtype's range, cut at 0 after a ReLU.
 """
+import math
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -111,6 +112,40 @@ class ProgramBuilder:
         t = self.tensors[x]
         out = self._tensor(name, t["dtype"], t["frac_bits"], c)
         self.ops.append(Op("argmax_unpool", name, [x, logits], out, {"factor": int(factor)}))
+        return out
+
+    def reflect_pad(self, name: str, x: str, padding: IntOrSeq) -> str:
+        """torch ReflectionPad2d / 1d: padding [top, left, bottom, right] (2-D), [left, right] (1-D), or one int
+        for every side of a 2-D tensor; the output keeps x's format."""
+        pad = [int(padding)] * 4 if np.isscalar(padding) else [int(p) for p in padding]
+        t = self.tensors[x]
+        out = self._tensor(name, t["dtype"], t["frac_bits"], t["channels"])
+        self.ops.append(Op("reflect_pad", name, [x], out, {"padding": pad}))
+        return out
+
+    def instance_norm(self, name: str, x: str, gamma, gamma_frac, beta, out_dtype: str, out_frac: int,
+                      z_frac: int = 8, eps_shift: Optional[int] = None, eps: float = 1e-5, relu: bool = False,
+                      out: Optional[str] = None) -> str:
+        """Add instance_norm: z = (x - mean) / sqrt(var + eps) at 2^-z_frac, y = gamma * z + beta at 2^-out_frac.
+
+        gamma: int8 per channel at 2^-gamma_frac (scalar or per channel); beta: int32 at 2^-(z_frac + gamma_frac).
+        shift[c] = z_frac + gamma_frac[c] - out_frac, like a conv's. eps_shift None: the power of two nearest
+        torch's eps in x's integer units squared, eps * 2^(2 * in_frac) ~ 2^-eps_shift, clamped to [0, 40]."""
+        gamma, beta = np.asarray(gamma), np.asarray(beta)
+        c = self.tensors[x]["channels"]
+        if np.abs(gamma).max(initial=0) > 127 or np.abs(beta).max(initial=0) >= 2 ** 31:
+            raise ProgramError(f"{name}: gamma must fit [-127, 127] and beta int32")
+        if eps_shift is None:
+            in_frac = self.tensors[x]["frac_bits"]
+            eps_shift = min(max(round(-math.log2(eps) - 2 * in_frac), 0), 40)
+        shift = z_frac + np.broadcast_to(np.asarray(gamma_frac, dtype=np.int64), (c,)) - out_frac
+        attrs = {"z_frac": int(z_frac), "eps_shift": int(eps_shift), "shift": [int(s) for s in shift],
+                 "clip": self._clip(out_dtype, relu)}
+        self.arrays[f"{name}.weight"] = np.broadcast_to(gamma, (c,)).astype(np.int8)
+        self.arrays[f"{name}.bias"] = np.broadcast_to(beta, (c,)).astype(np.int32)
+        out = self._tensor(out or name, out_dtype, out_frac, c)
+        self.ops.append(Op("instance_norm", name, [x], out, attrs,
+                           {"weight": f"{name}.weight", "bias": f"{name}.bias"}))
         return out
 
     def concat(self, name: str, xs: Sequence[str]) -> str:

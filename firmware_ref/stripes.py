@@ -12,14 +12,17 @@ Rows are windows [lo, hi) in each tensor's own full-frame coordinates. Going bac
 output band, `needed` gives each input's window (clipped to the tensor); going forwards, `band_op`
 computes exactly the output window from input windows that cover it, padding with zeros only where
 full-frame decoding pads (outside [0, height)). ROW_MAPS holds both functions per op kind; a test
-checks that every kind of the registry has one.
+checks that every kind of the registry has one. reflect_pad maps output rows to reflected input rows;
+instance_norm normalizes by statistics of the whole frame, which no band can know, so its row map refuses
+the program in one ProgramError line (decode such programs full frame).
 """
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import kernels as K
-from .ops.conv import is_transpose
+from .ops.conv import CONV_KINDS, is_transpose
+from .ops.layout import reflect_axis, reflect_index
 from .program import Op, Program, ProgramError
 
 Window = Tuple[int, int]
@@ -121,9 +124,47 @@ def _scale_band(prog, op, xs, haves, out: Window, heights) -> np.ndarray:
     return y[:, :, out[0] - lo * r:out[1] - lo * r]
 
 
-ROW_MAPS = {kind: (_conv_needed, _conv_band) for kind in ("conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d")}
+def _reflect_rows(op, out: Window, height: int) -> np.ndarray:
+    """The input row (full-frame index) behind each output row of [A, B): r(y - top) (ops.layout.reflect_index)."""
+    before, after = op.attrs["padding"][0], op.attrs["padding"][len(op.attrs["padding"]) // 2]
+    if before >= height or after >= height:
+        raise ProgramError(f"{op.name}: reflect_pad of size {height} must exceed its pads ({before}, {after})")
+    return reflect_index(np.arange(out[0] - before, out[1] - before), height)
+
+
+def _reflect_needed(prog, op, out: Window, heights) -> List[Window]:
+    """Output rows [A, B) read reflected input rows; the window holds them and moves only forward (RowCache keeps
+    no row below the last window's start): it starts at the least row that [A, end) reads and ends past the
+    greatest row that [0, B) reads. With a = A - top, b = B - top, H the input's height:
+      lo = max(0, min(a, H - 1 - bottom)),   hi = min(H, max(top + 1, b))
+    (a superset of the rows [A, B) read: at most `top` or `bottom` rows more)."""
+    pad, h = op.attrs["padding"], heights[op.inputs[0]]
+    top, bottom = pad[0], pad[len(pad) // 2]
+    _reflect_rows(op, (0, 0), h)   # refuses a size not above its pads
+    lo = max(0, min(out[0] - top, h - 1 - bottom))
+    if out[1] <= out[0]:
+        return [(lo, lo)]
+    return [(lo, max(lo, min(h, max(top + 1, out[1] - top))))]
+
+
+def _reflect_band(prog, op, xs, haves, out: Window, heights) -> np.ndarray:
+    """The reflected rows picked from the held window, then the other axes padded as in full frame."""
+    rows = _reflect_rows(op, out, heights[op.inputs[0]])
+    x = np.take(xs[0], rows - haves[0][0], axis=2)
+    pad = op.attrs["padding"]
+    return reflect_axis(x, 3, pad[1], pad[3]) if x.ndim == 4 else x
+
+
+def _whole_frame(prog, op, out: Window, heights) -> List[Window]:
+    raise ProgramError(f"op {op.name!r} ({op.kind}) normalizes by whole-frame statistics: it cannot be decoded "
+                       f"in row bands; decode the program full frame")
+
+
+ROW_MAPS = {kind: (_conv_needed, _conv_band) for kind in CONV_KINDS}
 ROW_MAPS.update({kind: (_same_needed, _same_band) for kind in ("add", "clip", "concat")})
 ROW_MAPS.update({kind: (_scale_needed, _scale_band) for kind in ("pixel_shuffle", "upsample_nearest", "argmax_unpool")})
+ROW_MAPS["reflect_pad"] = (_reflect_needed, _reflect_band)
+ROW_MAPS["instance_norm"] = (_whole_frame, None)   # refused before any band runs
 
 
 def heights_of(prog: Program, latent_rows: int, axis: int = 0) -> Dict[str, int]:
@@ -135,7 +176,13 @@ def heights_of(prog: Program, latent_rows: int, axis: int = 0) -> Dict[str, int]
     heights = {prog.inputs[0]: latent_rows}
     for op in prog.ops:
         h = heights[op.inputs[0]]
-        if op.params:
+        if op.kind == "reflect_pad":
+            pad = op.attrs["padding"]
+            before, after = pad[axis], pad[len(pad) // 2 + axis]
+            if before >= h or after >= h:
+                raise ProgramError(f"{op.name}: reflect_pad of size {h} must exceed its pads ({before}, {after})")
+            heights[op.output] = h + before + after
+        elif op.kind in CONV_KINDS:
             w, a = prog.arrays[op.params["weight"]], op.attrs
             dims = w.ndim - 2
             s, pt, pb, k = a["stride"][axis], a["padding"][axis], a["padding"][dims + axis], w.shape[2 + axis]
@@ -233,7 +280,7 @@ def _cost(prog, need, widths):
             continue
         live.add(op.output)
         peak = max(peak, sum(size[name] for name in live))
-        if op.params:
+        if op.kind in CONV_KINDS:
             w = prog.arrays[op.params["weight"]]
             rows = need[op.inputs[0]] if is_transpose(op) else need[op.output]
             width = widths[op.inputs[0]] if is_transpose(op) else widths[op.output]

@@ -28,6 +28,17 @@ def small_program():
     return b.build([b.add("out", t, b.upsample_nearest("up", x, 2), "int8", 7)])
 
 
+def norm_program():
+    """A generator block: conv -> instance_norm (relu) -> reflect_pad -> conv."""
+    rng = np.random.default_rng(5)
+    b = ProgramBuilder()
+    x = b.input("x", "int8", 4, 2)
+    c = b.conv("conv2d", "c", x, rng.integers(-9, 9, (4, 2, 3, 3)), rng.integers(-50, 50, 4), 8, "int8", 5, padding=1)
+    n = b.instance_norm("n", c, rng.integers(-127, 128, 4), 6, rng.integers(-999, 999, 4), "uint8", 6, relu=True)
+    return b.build([b.conv("conv2d", "o", b.reflect_pad("r", n, 1), rng.integers(-9, 9, (2, 4, 3, 3)), np.zeros(2),
+                           8, "int8", 7)])
+
+
 def forge(tmp_path, mutate, prog=None):
     """Save a program, let mutate(doc) edit its JSON, re-hash it as an exporter would: -> the folder."""
     folder = tmp_path / "prog"
@@ -65,13 +76,36 @@ BROKEN = {
     "channels disagree": (lambda d: d["tensors"]["a"].update(channels=5), r"output tensor declares 5 channels"),
     "unknown format": (lambda d: d.update(format="bpgan-intprog/9"), r"has format 'bpgan-intprog/9'"),
     "tensor written twice": (lambda d: op_named(d, "up").update(output="a"), r"writes tensor 'a' a second time"),
+    # instance_norm and reflect_pad (norm_program)
+    "bad z_frac": (lambda d: op_named(d, "n")["attrs"].update(z_frac=13),
+                   r"op 'n' \(instance_norm\): attribute 'z_frac' must be an integer in \[4, 12\]", norm_program),
+    "z_frac not an integer": (lambda d: op_named(d, "n")["attrs"].update(z_frac=8.0), r"attribute 'z_frac'",
+                              norm_program),
+    "eps_shift out of range": (lambda d: op_named(d, "n")["attrs"].update(eps_shift=41),
+                               r"attribute 'eps_shift' must be an integer in \[0, 40\]", norm_program),
+    "norm shift of wrong length": (lambda d: op_named(d, "n")["attrs"].update(shift=[8, 8]),
+                                   r"op 'n' \(instance_norm\): attribute 'shift' must be a list of 4 integers",
+                                   norm_program),
+    "norm without beta": (lambda d: op_named(d, "n")["params"].pop("bias"), r"op 'n' \(instance_norm\): param 'bias'",
+                          norm_program),
+    "norm clip outside the dtype": (lambda d: op_named(d, "n")["attrs"].update(clip=[-1, 255]),
+                                    r"'clip' \[-1, 255\] does not fit the output dtype uint8", norm_program),
+    "int16 input to instance_norm": (lambda d: d["tensors"]["c"].update(dtype="int16"),
+                                     r"op 'n' \(instance_norm\): input must be int8 or uint8 .*got int16",
+                                     norm_program),
+    "padding out of range": (lambda d: op_named(d, "r")["attrs"].update(padding=[1, 65, 1, 1]),
+                             r"op 'r' \(reflect_pad\): attribute 'padding' needs integers in \[0, 64\]", norm_program),
+    "padding of a 1-D tensor in a 2-D program": (lambda d: op_named(d, "r")["attrs"].update(padding=[1, 1]),
+                                                 r"attribute 'padding' must be a list of 4 integers", norm_program),
+    "reflect_pad changes the format": (lambda d: d["tensors"]["r"].update(frac_bits=5),
+                                       r"op 'r' \(reflect_pad\): output format", norm_program),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_a_broken_program_is_one_program_error_line(tmp_path, case):
-    mutate, message = BROKEN[case]
-    folder = forge(tmp_path, mutate)
+    mutate, message, *make = BROKEN[case]
+    folder = forge(tmp_path, mutate, make[0]() if make else None)
     with pytest.raises(ProgramError, match=message) as err:
         load_program(folder)
     assert "\n" not in str(err.value)
@@ -87,7 +121,7 @@ def test_bpgan_decode_refuses_a_broken_program_in_one_line(tmp_path, capsys, cas
 
 
 def test_every_kind_has_semantics_kernel_and_bound_where_it_does_arithmetic():
-    arithmetic = {"conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d", "add"}
+    arithmetic = {"conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d", "add", "instance_norm"}
     for kind, spec in REGISTRY.items():
         assert spec.kind == kind and spec.semantics.strip() and "\n" not in spec.semantics.strip()
         assert callable(spec.kernel) and (spec.bound is not None) == (kind in arithmetic), kind

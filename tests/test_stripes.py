@@ -5,7 +5,7 @@ import pytest
 from bpgan.firmware_ref.builder import ProgramBuilder
 from bpgan.firmware_ref.decoder import run_program, symbols_to_latent
 from bpgan.firmware_ref.ops import REGISTRY
-from bpgan.firmware_ref.program import load_program
+from bpgan.firmware_ref.program import ProgramError, load_program
 from bpgan.firmware_ref.stripes import ROW_MAPS, band_cost, choose_band, heights_of, run_in_stripes, run_streaming
 from bpgan.toolkit.cli.decode import main as decode_main
 from conftest import REPO
@@ -96,3 +96,16 @@ def test_streaming_holds_a_few_rows_per_tensor():
     want = run_program(prog, lat)[prog.outputs[0]]
     assert np.array_equal(run_streaming(prog, lat, 4, stats), want)
     assert stats["peak_bytes"] < 512 * 1024 < band_cost(prog, (8, 48), 128)["full_frame_peak_bytes"]
+
+
+def test_instance_norm_is_refused_in_bands_in_one_line():
+    """Whole-frame statistics: no band can compute them, so banded and streaming decoding refuse the program (naming
+    the last such op: the band plan runs backwards from the output)."""
+    from test_export_tvm import norm_chain
+    prog = norm_chain()
+    x = random_input(prog, (1, 3, 6, 5), 0)
+    for run in (run_in_stripes, run_streaming):
+        with pytest.raises(ProgramError, match=r"op 'n2' \(instance_norm\) normalizes by whole-frame statistics: "
+                                               r"it cannot be decoded in row bands") as err:
+            run(prog, x, 2)
+        assert "\n" not in str(err.value)

@@ -30,6 +30,13 @@ C_KERNELS = {kind: (f"BPG_{kind.upper()}", f"bpg_{kind}") for kind in (
     "conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d", "add", "clip", "pixel_shuffle", "upsample_nearest",
     "concat", "argmax_unpool")}
 assert set(C_KERNELS) <= set(REGISTRY), "a C lowering for a kind the registry does not define"
+# Registry kinds this decoder refuses, and why (one ProgramError line names the op, its kind and the reason).
+REFUSED = {
+    "instance_norm": "it normalizes by whole-frame statistics, which a decoder streaming images by output row "
+                     "cannot compute",
+    "reflect_pad": "the streaming runtime has no reflect-padding kernel yet",
+}
+assert not set(REFUSED) & set(C_KERNELS) and set(REFUSED) <= set(REGISTRY)
 IMAGE_ONLY = ("pixel_shuffle", "argmax_unpool")   # kinds that scale both spatial axes: 2-D programs only
 DEFAULT_MAX_PIXELS = 768 * 512   # the Kodak size, either orientation
 DEFAULT_MAX_WIDTH = 768          # images stream by rows: memory grows with the width
@@ -62,6 +69,10 @@ def spatial_dims(prog: Program) -> int:
 
 def check_program(prog: Program) -> int:
     """What this decoder supports beyond the program format; -> spatial dims. One ProgramError line otherwise."""
+    refused = next((op for op in prog.ops if op.kind in REFUSED), None)
+    if refused is not None:
+        raise ProgramError(f"c99 target: op {refused.name!r} ({refused.kind}) has no C99 kernel: "
+                           f"{REFUSED[refused.kind]}")
     missing = [op.kind for op in prog.ops if op.kind not in C_KERNELS]
     if missing:
         raise ProgramError(f"c99 target: op kind(s) {sorted(set(missing))} have no C lowering")

@@ -114,6 +114,69 @@ class _Lowering:
         z = self.bb.emit(relax.op.permute_dims(z, [0, 1, 4, 2, 5, 3]))
         return self.bb.emit(relax.op.reshape(z, (n, c, h * k, w * k)))
 
+    def reflect_pad(self, op, x):
+        """Per spatial axis: flip(x[1:before+1]) ++ x ++ flip(x[N-1-after:N-1]) = x[r(i - before)], torch's reflect
+        padding, with N the symbolic size (slices assumed in bounds: the reference refuses N <= a pad, which
+        these slices would not notice)."""
+        pad = op.attrs["padding"]
+        dims = len(pad) // 2
+        if not isinstance(x.ty.shape, relax.ShapeExpr):   # e.g. after repeat: name its sizes
+            sizes = [tvm.tirx.Var(f"s{i}", "int64") for i in range(dims)]
+            x = self.bb.match_cast(x, relax.TensorType([1, self.prog.tensors[op.inputs[0]]["channels"], *sizes],
+                                                       x.ty.dtype))
+        for axis in range(dims):
+            before, after, ax = pad[axis], pad[dims + axis], 2 + axis
+            size = x.ty.shape.values[ax]
+            parts = [x]
+            if before:
+                top = self.bb.emit(relax.op.strided_slice(x, [ax], [1], [before + 1], assume_inbound=True))
+                parts.insert(0, self.bb.emit(relax.op.flip(top, ax)))
+            if after:
+                bottom = self.bb.emit(relax.op.strided_slice(x, [ax], [size - 1 - after], [size - 1],
+                                                             assume_inbound=True))
+                parts.append(self.bb.emit(relax.op.flip(bottom, ax)))
+            if len(parts) > 1:
+                x = self.bb.emit(relax.op.concat(parts, axis=ax))
+        return x
+
+    def isqrt(self, d):
+        """floor(sqrt(d)) of an int64 tensor in [0, 2^63): the float64 root, floored by the cast (it is >= 0), then
+        one exact step down (s*s > d) and one up (d - s*s > 2s): firmware_ref.ops.norm.isqrt, where each step's
+        proof is. Any float root within 1 of the true one gives the exact floor root."""
+        bb, R = self.bb, relax.op
+        one, two = relax.const(np.int64(1), "int64"), relax.const(np.int64(2), "int64")
+        s = bb.emit(R.astype(bb.emit(R.sqrt(bb.emit(R.astype(d, "float64")))), "int64"))
+        s = bb.emit(R.where(bb.emit(R.greater(bb.emit(R.multiply(s, s)), d)), bb.emit(R.subtract(s, one)), s))
+        up = bb.emit(R.greater(bb.emit(R.subtract(d, bb.emit(R.multiply(s, s)))), bb.emit(R.multiply(s, two))))
+        return bb.emit(R.where(up, bb.emit(R.add(s, one)), s))
+
+    def instance_norm(self, op, x):
+        """The reference's integer steps in int64 (ops/norm.py): S, Q over the spatial axes, D, s = max(1, isqrt(D))
+        (the float64 root made exact, see isqrt), z = floor((2a + s) / (2s)) clipped to int16; then gamma*z + beta
+        in int32, requantized as a conv is."""
+        a, p = op.attrs, self.prog
+        g, beta = p.arrays[op.params["weight"]], p.arrays[op.params["bias"]]
+        ndim, bb, R = x.ty.ndim, self.bb, relax.op
+        axes = list(range(2, ndim))
+
+        def i64(v):
+            return relax.const(np.int64(v), "int64")
+
+        xi = bb.emit(R.astype(x, "int64"))
+        one = bb.emit(R.ones_like(bb.emit(R.strided_slice(xi, [1], [0], [1]))))
+        n = bb.emit(R.sum(one, axes, keepdims=True))                           # (1, 1, 1..): the positions
+        s_ = bb.emit(R.sum(xi, axes, keepdims=True))
+        q = bb.emit(R.sum(bb.emit(R.multiply(xi, xi)), axes, keepdims=True))
+        d = bb.emit(R.subtract(bb.emit(R.multiply(n, q)), bb.emit(R.multiply(s_, s_))))
+        d = bb.emit(R.add(d, bb.emit(R.right_shift(bb.emit(R.multiply(n, n)), i64(a["eps_shift"])))))
+        s = bb.emit(R.maximum(self.isqrt(d), i64(1)))
+        num = bb.emit(R.left_shift(bb.emit(R.subtract(bb.emit(R.multiply(n, xi)), s_)), i64(a["z_frac"])))
+        num = bb.emit(R.add(bb.emit(R.multiply(num, i64(2))), s))
+        z = bb.emit(R.floor_divide(num, bb.emit(R.multiply(s, i64(2)))))
+        z = bb.emit(R.astype(bb.emit(R.clip(z, -2 ** 15, 2 ** 15 - 1)), "int32"))
+        acc = bb.emit(R.add(bb.emit(R.multiply(z, _i32(g, ndim))), _i32(beta, ndim)))
+        return self.requantize(acc, a["shift"], a["clip"], p.fmt(op.output)[0], ndim)
+
     def clip(self, op, x):
         y = self.bb.emit(relax.op.clip(x, *op.attrs["clip"]))
         return self.bb.emit(relax.op.astype(y, self.prog.fmt(op.output)[0]))
@@ -137,7 +200,8 @@ class _Lowering:
 LOWERINGS = {"conv2d": _Lowering.conv, "conv1d": _Lowering.conv, "conv_transpose2d": _Lowering.conv,
              "conv_transpose1d": _Lowering.conv, "add": _Lowering.add, "clip": _Lowering.clip,
              "pixel_shuffle": _Lowering.pixel_shuffle, "upsample_nearest": _Lowering.upsample_nearest,
-             "concat": _Lowering.concat, "argmax_unpool": _Lowering.argmax_unpool}
+             "concat": _Lowering.concat, "argmax_unpool": _Lowering.argmax_unpool,
+             "reflect_pad": _Lowering.reflect_pad, "instance_norm": _Lowering.instance_norm}
 assert set(LOWERINGS) <= set(REGISTRY), "a TVM lowering for a kind the registry does not define"
 
 

@@ -2,11 +2,12 @@
 
   conv.py        conv2d, conv_transpose2d, conv1d, conv_transpose1d
   elementwise.py add, clip
-  layout.py      pixel_shuffle, upsample_nearest, concat
+  layout.py      pixel_shuffle, upsample_nearest, concat, reflect_pad
   unpool.py      argmax_unpool
+  norm.py        instance_norm
 docs/adding-an-op.md says what a new kind needs.
 """
-from . import conv, elementwise, layout, unpool  # noqa: F401  (registration)
+from . import conv, elementwise, layout, norm, unpool  # noqa: F401  (registration)
 from .registry import REGISTRY, Attr, OpSpec, register, validate_op
 
 OP_KINDS = tuple(REGISTRY)

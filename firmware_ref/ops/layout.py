@@ -1,10 +1,11 @@
-"""pixel_shuffle, upsample_nearest, concat: ops that move integers without arithmetic (no bound)."""
+"""pixel_shuffle, upsample_nearest, concat, reflect_pad: ops that move integers without arithmetic (no bound)."""
 import numpy as np
 
 from ..formats import ProgramError
 from .registry import Attr, OpSpec, channels, check_same_format, register
 
 MAX_FACTOR = 16
+MAX_REFLECT = 64   # reflect_pad: at most 64 rows / columns on each side
 
 
 def pixel_shuffle(x, r: int) -> np.ndarray:
@@ -23,6 +24,35 @@ def upsample_nearest(x, r: int) -> np.ndarray:
 def concat(xs, axis: int = 1) -> np.ndarray:
     """y = x0 ++ x1 ++ ... along channels (inputs share one integer format)."""
     return np.concatenate(xs, axis=axis)
+
+
+def reflect_index(i, size: int):
+    """r(i) = size-1 - |size-1 - |i||: -i -> i, size-1+i -> size-1-i (one reflection, no edge repeat; |i| < size)."""
+    return (size - 1) - np.abs((size - 1) - np.abs(i))
+
+
+def reflect_pad(x, padding) -> np.ndarray:
+    """y[n,c,h,w] = x[n,c,r_H(h-pt),r_W(w-pl)] with r_N(i) = N-1-|N-1-|i|| (torch ReflectionPad2d/1d; pads < N)."""
+    dims = len(padding) // 2
+    if x.ndim != dims + 2:
+        raise ProgramError(f"reflect_pad: {len(padding)} pads for a tensor of shape {x.shape}")
+    for axis in range(dims):
+        x = reflect_axis(x, 2 + axis, padding[axis], padding[dims + axis])
+    return x
+
+
+def reflect_axis(x, axis: int, before: int, after: int) -> np.ndarray:
+    """One axis of reflect_pad: y[..., i, ...] = x[..., r(i - before), ...]; refuses a size not above its pads."""
+    size = x.shape[axis]
+    if before >= size or after >= size:
+        raise ProgramError(f"reflect_pad: size {size} along spatial axis {axis - 2} must exceed its pads "
+                           f"({before}, {after})")
+    return np.take(x, reflect_index(np.arange(-before, size + after), size), axis=axis)
+
+
+def _reflect_length(prog, op) -> int:
+    """[top, left, bottom, right] in 2-D programs, [left, right] in 1-D ones (Program.spatial_dims)."""
+    return 2 * prog.spatial_dims
 
 
 def _pixel_shuffle_check(prog, op, where):
@@ -56,8 +86,16 @@ def _concat(prog, op, xs):
     return concat(xs, op.attrs["axis"])
 
 
+def _reflect(prog, op, xs):
+    """y[n,c,h,w] = x[n,c,r_H(h-pt),r_W(w-pl)], r_N(i) = N-1-|N-1-|i||: torch reflect padding, each pad < N."""
+    return reflect_pad(xs[0], op.attrs["padding"])
+
+
 register(OpSpec("pixel_shuffle", _shuffle.__doc__, (1, 1), (Attr("factor", 1, MAX_FACTOR),), _shuffle,
                 _pixel_shuffle_check))
 register(OpSpec("upsample_nearest", _upsample.__doc__, (1, 1), (Attr("factor", 1, MAX_FACTOR),), _upsample,
                 lambda prog, op, where: check_same_format(prog, op, where, channels(prog, op.inputs[0]))))
 register(OpSpec("concat", _concat.__doc__, (1, 64), (Attr("axis", 1, 1),), _concat, _concat_check))
+# bound None: reflect_pad only copies integers (the index arithmetic is on sizes, not on values).
+register(OpSpec("reflect_pad", _reflect.__doc__, (1, 1), (Attr("padding", 0, MAX_REFLECT, _reflect_length),),
+                _reflect, lambda prog, op, where: check_same_format(prog, op, where, channels(prog, op.inputs[0]))))
