@@ -98,12 +98,12 @@ def test_the_switch_loss_needs_a_model_that_predicts_switches(tmp_path):
 
 @pytest.fixture(scope="module")
 def spn_run(tmp_path_factory):
-    """The tiny recipe through every stage with the SPN loss on, exported for llvm (verified there)."""
+    """The tiny recipe through every stage with the SPN and adversarial losses on, exported for llvm (verified)."""
     d = tmp_path_factory.mktemp("spn")
     stages = dict(TINY["stages"], admm_prune={"steps": 4, "update_every": 2,
                                              "sparsity": {"default": 0.5, "convs.3.conv": 0.25}})
-    recipe = write_tiny(d / "tiny-spn.yaml", model=TINY_MODEL, loss={"mse": 1.0, "msssim": 0.0, "switch": 0.1},
-                        stages=stages)
+    loss = {"mse": 1.0, "msssim": 0.0, "switch": 0.1, "adversarial": 0.05}   # the adversarial autoencoder too
+    recipe = write_tiny(d / "tiny-spn.yaml", model=TINY_MODEL, loss=loss, stages=stages)
     assert quantize_main([str(recipe), "--out", str(d / "run"), "--quiet"]) == 0
     from bpgan.export.pipeline import export_run
     report = export_run(d / "run", "llvm")
