@@ -7,7 +7,13 @@ Patterns read (all that Brevitas QCDQ writes for our layers):
   Add(DQ a, DQ b) [-Relu] -Q-> DQ                         add op with alignment shifts
   DequantizeLinear int tensor [-Relu] -Q-> DQ  (same scale)  clip op
   DepthToSpace(CRD) / Resize(nearest, integer scale) / Concat on DQ tensors    pixel_shuffle / upsample / concat
-  bpgan.ArgmaxUnpool(DQ values, DQ logits)    argmax_unpool (the one node of domain bpgan: toolkit/models/sae_spn.py)
+  bpgan.ArgmaxUnpool(DQ values, DQ logits)    argmax_unpool (a node of domain bpgan: toolkit/models/sae_spn.py)
+  bpgan.InstanceNorm(DQ x, int8 gamma, int32 beta)    instance_norm, its output already requantized (attributes
+                                                      z_frac, eps_shift, gamma_frac, out_frac, out_dtype, relu:
+                                                      toolkit/quant/instance_norm.py)
+  Pad(mode=reflect, constant pads) on a DQ tensor    reflect_pad (zero padding stays in the conv's pads)
+  ConstantOfShape / Concat / Reshape / Slice / Transpose / Cast / (Un)Squeeze / Gather of constants    folded
+      (onnx.reference): torch's ReflectionPad2d computes its pads so
 Every scale must be a power of two and every zero point 0: anything else is refused by name.
 """
 from pathlib import Path
@@ -20,6 +26,8 @@ from bpgan.firmware_ref.builder import ProgramBuilder
 from bpgan.firmware_ref.program import DTYPE_RANGE, Program, ProgramError
 
 _QDTYPE = {np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8"}
+# Shape arithmetic that torch writes on constants (e.g. ReflectionPad2d's pads): evaluated here, never in the program.
+_FOLDABLE = {"ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Unsqueeze", "Squeeze", "Gather"}
 
 
 def frac_bits_of(scale, where: str) -> np.ndarray:
@@ -65,11 +73,22 @@ class _Importer:
 
     def run(self, model: onnx.ModelProto, outputs) -> Program:
         for node in model.graph.node:
-            getattr(self, "on_" + node.op_type, self.unsupported)(node)
+            if not self.fold(node):
+                getattr(self, "on_" + node.op_type, self.unsupported)(node)
         missing = [o for o in outputs if o not in self.ints]
         if missing:
             raise ProgramError(f"graph output(s) {missing} are not integer tensors (a DequantizeLinear output)")
         return self.b.build([self.ints[o] for o in outputs])
+
+    def fold(self, node) -> bool:
+        """A shape op on constants only: its outputs become constants (onnx.reference), no program op."""
+        if node.domain not in ("", "ai.onnx") or node.op_type not in _FOLDABLE or \
+                not all(i in self.consts for i in node.input if i):
+            return False
+        from onnx.reference import ReferenceEvaluator
+        outs = ReferenceEvaluator(node).run(None, {i: self.consts[i] for i in node.input if i})
+        self.consts.update(zip(node.output, (np.asarray(o) for o in outs)))
+        return True
 
     def unsupported(self, node):
         raise ProgramError(f"layer {layer_name(node)!r}: ONNX op {node.op_type} has no integer-program form")
@@ -210,6 +229,38 @@ class _Importer:
         factor = next(onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "factor")
         self.ints[node.output[0]] = self.b.argmax_unpool(where, self.ints[node.input[0]], self.ints[node.input[1]],
                                                          int(factor))
+
+    def on_InstanceNorm(self, node):
+        where = layer_name(node)
+        if node.domain != "bpgan" or len(node.input) != 3 or node.input[0] not in self.ints:
+            raise ProgramError(f"layer {where!r}: InstanceNorm must be the bpgan-domain op on a quantized tensor "
+                               f"(toolkit/quant/instance_norm.py), not ONNX's float InstanceNormalization")
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        gamma, beta = self.const(node.input[1], where), self.const(node.input[2], where)
+        if gamma.dtype != np.int8 or beta.dtype != np.int32:
+            raise ProgramError(f"layer {where!r}: InstanceNorm needs int8 gamma and int32 beta, got "
+                               f"{gamma.dtype} and {beta.dtype}")
+        dtype = attrs["out_dtype"].decode()
+        self.ints[node.output[0]] = self.b.instance_norm(
+            where, self.ints[node.input[0]], gamma, np.asarray(attrs["gamma_frac"], dtype=np.int64), beta, dtype,
+            int(attrs["out_frac"]), z_frac=int(attrs["z_frac"]), eps_shift=int(attrs["eps_shift"]),
+            relu=bool(attrs["relu"]))
+
+    def on_Pad(self, node):
+        where = layer_name(node)
+        mode = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"), b"constant")
+        if mode != b"reflect":
+            raise ProgramError(f"layer {where!r}: only Pad(mode=reflect) has an integer form (got mode "
+                               f"{mode.decode()}; zero padding belongs in the conv's pads)")
+        if node.input[0] not in self.ints:
+            raise ProgramError(f"layer {where!r}: reflect Pad of a tensor that is not quantized (quantize it first)")
+        if len(node.input) > 3 and node.input[3]:
+            raise ProgramError(f"layer {where!r}: Pad with an axes input is not supported (pad every axis)")
+        pads = [int(p) for p in self.const(node.input[1], where)]
+        rank = len(pads) // 2
+        if rank < 3 or any(pads[:2]) or any(pads[rank:rank + 2]) or min(pads) < 0:
+            raise ProgramError(f"layer {where!r}: reflect Pad must pad the spatial axes only, by >= 0, got {pads}")
+        self.ints[node.output[0]] = self.b.reflect_pad(where, self.ints[node.input[0]], pads[2:rank] + pads[rank + 2:])
 
     def on_Resize(self, node):
         where = layer_name(node)
