@@ -1,4 +1,5 @@
-"""Codec losses: MSE, MS-SSIM, colour cast, LSGAN adversarial, feature matching; each weighted, any may be off."""
+"""Codec losses: MSE, MS-SSIM, colour cast, VGG19 perceptual (perceptual.py), LSGAN adversarial, feature matching;
+each weighted, any may be off."""
 import torch
 import torch.nn.functional as F
 
@@ -6,9 +7,23 @@ from ..metrics import colour_cast, msssim
 
 
 class CodecLoss:
-    def __init__(self, mse=1.0, msssim=0.0, adversarial=0.0, feature_matching=0.0, colour=0.0, switch=0.0):
+    def __init__(self, mse=1.0, msssim=0.0, adversarial=0.0, feature_matching=0.0, colour=0.0, switch=0.0,
+                 vgg=0.0, vgg_weights=None):
+        """Weights of each term (the recipe's loss fields); vgg_weights: a torchvision VGG19 .pth for the vgg
+        term (None: the seeded random-feature substitute, perceptual.py). It is not a weight: kept out of w."""
         self.w = {"mse": mse, "msssim": msssim, "adversarial": adversarial, "feature_matching": feature_matching,
-                  "colour": colour, "switch": switch}
+                  "colour": colour, "switch": switch, "vgg": vgg}
+        self.vgg_weights = vgg_weights
+        self._vgg = None
+
+    def vgg_net(self, device):
+        """The frozen VGG19 of the vgg term, built (and its weights loaded) on first use, on `device`."""
+        if self._vgg is None:
+            from .perceptual import VGGPerceptualLoss
+            self._vgg = VGGPerceptualLoss(self.vgg_weights)
+        if self._vgg.mean.device != torch.device(device):
+            self._vgg = self._vgg.to(device)
+        return self._vgg
 
     @property
     def needs_discriminator(self) -> bool:
@@ -24,6 +39,8 @@ class CodecLoss:
             parts["msssim"] = 1 - msssim(x_hat, x, reduce=False).mean()
         if self.w["colour"]:
             parts["colour"] = colour_cast(x_hat, x)
+        if self.w["vgg"]:
+            parts["vgg"] = self.vgg_net(x_hat.device)(x_hat, x)
         if self.needs_discriminator:
             fake = disc(x_hat)
             if self.w["adversarial"]:  # LSGAN: push D(fake) towards 1

@@ -33,6 +33,9 @@ class LossSpec(Strict):
     feature_matching: float = Field(0.0, ge=0)
     colour: float = Field(0.0, ge=0)   # images: the per-crop mean colour difference (metrics.colour_cast)
     switch: float = Field(0.0, ge=0)   # sae-spn: the switch prediction network's cross-entropy (model loss)
+    vgg: float = Field(0.0, ge=0)      # images: VGG19 perceptual loss (losses/perceptual.py)
+    vgg_weights: Optional[str] = None  # torchvision-format VGG19 .pth (relative to the recipe); None: the
+                                       # seeded random-feature substitute (same VGG19, fixed random weights)
 
 
 class QuantRecipe(Strict):
@@ -108,6 +111,9 @@ class Recipe(Strict):
             raise ValueError(f"loss.msssim: MS-SSIM is an image loss; set it to 0 for {cfg.modality} models")
         if cfg.modality != "image" and self.loss.colour:
             raise ValueError(f"loss.colour: the colour term is an image loss; set it to 0 for {cfg.modality} models")
+        if cfg.modality != "image" and self.loss.vgg:
+            raise ValueError(f"loss.vgg: the VGG perceptual loss is an image loss; set it to 0 for "
+                             f"{cfg.modality} models")
         if self.loss.switch and getattr(cfg, "switches", None) != "predicted":
             raise ValueError("loss.switch: the switch cross-entropy needs a model that predicts switches "
                              "(sae-spn with switches: predicted)")
@@ -174,6 +180,11 @@ def load_recipe(path: Union[str, Path]) -> Recipe:
             audio_paths(recipe.data.train, only=recipe.data.holdout)
         except ValueError as e:
             raise RecipeError(f"{path}: data.holdout: {e}") from None
+    if recipe.loss.vgg_weights is not None:
+        p = (path.parent / recipe.loss.vgg_weights).resolve()
+        if not p.is_file():
+            raise RecipeError(f"{path}: loss.vgg_weights: no such file {p}")
+        recipe.loss.vgg_weights = str(p)
     ckpt = recipe.stages.float.checkpoint
     if ckpt is not None:
         p = (path.parent / ckpt).resolve()
