@@ -1,7 +1,8 @@
 """SAE vs SWWAE vs SAE-SPN (CompressNet's comparison) on a folder of images, at one training budget.
 
-python scripts/compressnet_compare.py runs/compressnet ../shared/data/kodak [--out runs/compressnet/compare.md]
-Each of RUNS/{sae,swwae,sae-spn} is a bpgan-quantize run of recipes/compressnet/<name>.yaml. Every image is
+python scripts/compressnet_compare.py runs/compressnet ../shared/data/kodak [--only NAME ...] [--out runs/compressnet/compare.md]
+Each of RUNS/{sae,swwae,sae-spn,sae-spn-coarse} is a bpgan-quantize run of recipes/compressnet/<name>.yaml; --only
+re-evaluates those runs and keeps the others' rows from the previous compare.json. Every image is
 coded from the encoder's own latent (no latent search, the same for all three): the latent's rate is the size
 of its real bitstream (bpgan's .bpg, header included); SWWAE's switches are coded with the same ANS coder
 and a per-channel prior over the 4 cells estimated from training crops (never the evaluated images), and
@@ -31,7 +32,7 @@ from bpgan.toolkit.models.sae_spn import STAGES  # noqa: E402
 from bpgan.toolkit.recipes.schema import load_recipe  # noqa: E402
 from bpgan.toolkit.training.checkpoint import final_model_path, load_model  # noqa: E402
 
-NAMES = ("sae", "swwae", "sae-spn")
+NAMES = ("sae", "swwae", "sae-spn", "sae-spn-coarse")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -90,10 +91,13 @@ def main(argv=None) -> int:
     p.add_argument("runs", type=Path, help="folder holding the runs sae/, swwae/, sae-spn/")
     p.add_argument("images", help="folder of evaluation images (e.g. ../shared/data/kodak)")
     p.add_argument("--out", type=Path, default=None, help="markdown table (default RUNS/compare.md, + .json)")
+    p.add_argument("--only", nargs="+", choices=NAMES, default=list(NAMES), help="runs to (re-)evaluate")
     args = p.parse_args(argv)
     images = image_paths(args.images)
-    results = {n: evaluate(args.runs / n, REPO / "recipes" / "compressnet" / f"{n}.yaml", images) for n in NAMES}
     out = args.out or args.runs / "compare.md"
+    kept = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
+    fresh = {n: evaluate(args.runs / n, REPO / "recipes" / "compressnet" / f"{n}.yaml", images) for n in args.only}
+    results = {n: fresh.get(n, kept.get(n)) for n in NAMES if n in fresh or n in kept}
     table = markdown(results, len(images))
     out.write_text(table)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
