@@ -13,7 +13,7 @@ import numpy as np
 import bpgan
 from bpgan.toolkit.zoo import ZOO
 assert "site-packages" in str(ZOO), ZOO
-for name in ("bpgan-image-light", "bpgan-image-light-c12", "bpgan-audio-light", "sae-spn-light"):
+for name in ("bpgan-image-light", "bpgan-image-light-c12", "sae-spn-light", "bpgan-audio-light"):
     golden = ZOO / name / "export"
     header, ints = bpgan.decode_integers((golden / "golden.bpg").read_bytes())
     assert np.array_equal(ints, np.load(golden / "golden.npz")["output"]), name
