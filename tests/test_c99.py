@@ -126,7 +126,9 @@ def _every_kind_program(dims: int):
     x = b.conv(conv, "from32", x, eye, np.zeros(6), 0, "int8", 4)   # an int32 input: int64 products in C
     y = b.clip("clip8", x, -60, 90)
     cat = b.concat("cat", [x, y])
-    z = b.conv(conv, "z", cat, w(12, 12, *k), bias(12), 6, "int8", 6, padding=1)
+    # reflect padding (unequal pads), then a valid conv back to the size: rows reflect at both edges of every band
+    padded = b.reflect_pad("reflect", cat, [2, 1, 0, 1] if dims == 2 else [2, 0])
+    z = b.conv(conv, "z", padded, w(12, 12, *k), bias(12), 6, "int8", 6, padding=0)
     s = b.add("sum", cat, z, "int8", 5)
     out = b.conv(conv, "tail", s, w(3 if dims == 2 else 64, 12, *k), bias(3 if dims == 2 else 64), 7, "int8", 7,
                  padding=1)   # speech: 64 mel bands at 2^-7, what the integer back end reads
@@ -166,7 +168,6 @@ def test_programs_the_c_decoder_cannot_run_are_refused_in_one_line(tmp_path):
 # The registry kinds the C99 decoder refuses, and why (emit.REFUSED holds the one-line reasons).
 C99_REFUSES = {
     "instance_norm": "whole-frame statistics: the decoder streams images by output row",
-    "reflect_pad": "no C kernel yet (its row map is in firmware_ref/stripes.py)",
 }
 
 
@@ -182,25 +183,40 @@ def test_every_registry_kind_has_a_c_kernel():
         assert table[enum.index(name)].strip() == function, f"{kind}: the kernel table and the enum disagree"
 
 
-def test_a_program_with_instance_norm_or_reflect_pad_is_refused_in_one_line(tmp_path):
-    def program(last):
-        b = ProgramBuilder(meta={"config": {"downsample": 1}})
-        b.input("latent", "int8", 0, 4)
-        b.set_symbol_table([-3, -1, 0, 2, 5])
-        x = b.conv("conv2d", "c", "latent", np.ones((4, 4, 3, 3)), np.zeros(4), 6, "int8", 5, padding=1)
-        return b.build([last(b, x)])
+def _latent_program(last, **meta):
+    b = ProgramBuilder(meta={"config": {"downsample": 1}, **meta})
+    b.input("latent", "int8", 0, 4)
+    b.set_symbol_table([-3, -1, 0, 2, 5])
+    x = b.conv("conv2d", "c", "latent", np.ones((4, 4, 3, 3)), np.zeros(4), 6, "int8", 5, padding=1)
+    return b.build([last(b, x)])
 
-    norm = program(lambda b, x: b.instance_norm("norm", x, [9] * 4, 6, [0] * 4, "uint8", 6, relu=True))
-    pad = program(lambda b, x: b.conv("conv2d", "tail", b.reflect_pad("pad", x, 1), np.ones((3, 4, 3, 3)), np.zeros(3),
-                                      6, "int8", 7))
-    for prog, message in ((norm, r"c99 target: op 'norm' \(instance_norm\) has no C99 kernel: it normalizes by "
-                                 r"whole-frame statistics, which a decoder streaming images by output row cannot "
-                                 r"compute$"),
-                          (pad, r"c99 target: op 'pad' \(reflect_pad\) has no C99 kernel: the streaming runtime")):
-        with pytest.raises(ProgramError, match=message) as err:
-            emit_c99(prog, tmp_path)
-        assert "\n" not in str(err.value)
+
+def test_a_program_with_instance_norm_is_refused_in_one_line(tmp_path):
+    norm = _latent_program(lambda b, x: b.instance_norm("norm", x, [9] * 4, 6, [0] * 4, "uint8", 6, relu=True))
+    with pytest.raises(ProgramError, match=r"c99 target: op 'norm' \(instance_norm\) has no C99 kernel: it normalizes "
+                                           r"by whole-frame statistics, which a decoder streaming images by output "
+                                           r"row cannot compute$") as err:
+        emit_c99(norm, tmp_path)
+    assert "\n" not in str(err.value)
     assert not list(tmp_path.iterdir())   # refused before anything is written
+
+
+@needs_cc
+def test_a_reflect_pad_not_below_its_size_is_refused_in_one_line(tmp_path):
+    """reflect_pad (2, 1, 2, 1) at the latent's size: latents of 3 rows and 2 columns and more decode as the
+    reference, a smaller one is refused by both (one line from the C decoder's shape plan)."""
+    prog = _latent_program(lambda b, x: b.conv("conv2d", "tail", b.reflect_pad("pad", x, [2, 1, 2, 1]),
+                                               np.ones((3, 4, 5, 3)), np.zeros(3), 6, "int8", 7),
+                           model_hash="c99" + "0" * 27 + "ef", prior_precision_bits=24)
+    prog.arrays[PRIOR_KEY] = quantize_frequencies(np.random.default_rng(3).integers(0, 100, (4, 5)))
+    validate(prog)
+    emit_c99(prog, tmp_path / "c99", max_pixels=64 * 64, max_width=64)
+    binary = native.build(tmp_path / "c99")
+    rng = np.random.default_rng(4)
+    for size, ok in (((3, 2), True), ((9, 5), True), ((2, 7), False), ((7, 1), False)):
+        assert _same(prog, binary, _stream(prog, size, rng), tmp_path, max_pixels=64 * 64, max_width=64) == ok, size
+    got = native.run(binary, _stream(prog, (2, 7), rng), tmp_path, (), ".ppm")
+    assert "reflect_pad of a 2x7 input needs each size above its pads (2, 1, 2, 1)" in got.stderr, got.stderr
 
 
 def test_decode_path_has_no_floating_point_and_no_heap(tmp_path):

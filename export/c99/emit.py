@@ -28,13 +28,12 @@ DTYPES = {"int8": "BPG_INT8", "uint8": "BPG_UINT8", "int16": "BPG_INT16", "int32
 # Each registry kind's C lowering: (the runtime's kind enum, its kernel function in bpgan_ops.c).
 C_KERNELS = {kind: (f"BPG_{kind.upper()}", f"bpg_{kind}") for kind in (
     "conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d", "add", "clip", "pixel_shuffle", "upsample_nearest",
-    "concat", "argmax_unpool")}
+    "concat", "argmax_unpool", "reflect_pad")}
 assert set(C_KERNELS) <= set(REGISTRY), "a C lowering for a kind the registry does not define"
 # Registry kinds this decoder refuses, and why (one ProgramError line names the op, its kind and the reason).
 REFUSED = {
     "instance_norm": "it normalizes by whole-frame statistics, which a decoder streaming images by output row "
                      "cannot compute",
-    "reflect_pad": "the streaming runtime has no reflect-padding kernel yet",
 }
 assert not set(REFUSED) & set(C_KERNELS) and set(REFUSED) <= set(REGISTRY)
 IMAGE_ONLY = ("pixel_shuffle", "argmax_unpool")   # kinds that scale both spatial axes: 2-D programs only
@@ -136,6 +135,9 @@ def _op(prog: Program, i: int, op, index: dict, worst: dict, edge: int):
         fields.update(shift=f"op{i}_s", align="{" + ", ".join(map(str, a["align"])) + "}")
     if "clip" in a:
         fields["clip"] = "{" + ", ".join(map(_i32, a["clip"])) + "}"
+    if op.kind == "reflect_pad":   # 2-D [t, l, b, r]; 1-D [l, r] runs along rows (time), width 1: (l, 0, r, 0)
+        pad = list(a["padding"]) if len(a["padding"]) == 4 else [a["padding"][0], 0, a["padding"][1], 0]
+        fields["pad"] = "{" + ", ".join(map(str, pad)) + "}"
     if "factor" in a:
         fields["factor"] = a["factor"]
     bound = f"; worst |intermediate| {worst[op.name]} (overflow proof)" if op.name in worst else ""

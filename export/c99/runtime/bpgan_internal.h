@@ -9,7 +9,7 @@
 enum { BPG_INT8 = 0, BPG_UINT8 = 1, BPG_INT16 = 2, BPG_INT32 = 3 };
 /* Op kinds: one per firmware_ref.ops.REGISTRY entry (the exporter's C_KERNELS maps names to these). */
 enum { BPG_CONV2D = 0, BPG_CONV_TRANSPOSE2D, BPG_CONV1D, BPG_CONV_TRANSPOSE1D, BPG_ADD, BPG_CLIP,
-       BPG_PIXEL_SHUFFLE, BPG_UPSAMPLE_NEAREST, BPG_CONCAT, BPG_ARGMAX_UNPOOL, BPG_NUM_KINDS };
+       BPG_PIXEL_SHUFFLE, BPG_UPSAMPLE_NEAREST, BPG_CONCAT, BPG_ARGMAX_UNPOOL, BPG_REFLECT_PAD, BPG_NUM_KINDS };
 
 #define BPG_MAX_INPUTS 64u   /* registry: concat takes at most 64 inputs */
 #define BPG_ALIGN 8u     /* every arena region starts on 8 bytes (int32 tensors, the int32 row buffer) */
@@ -52,7 +52,7 @@ typedef struct {
     const bpg_shift *shift;       /* convs: one per output channel; add: one */
     int32_t kernel[2];            /* kh, kw (1-D convs: k, 1: time is the row axis) */
     int32_t stride[2];            /* sh, sw (1-D: s, 1) */
-    int32_t pad[4];               /* top, left, bottom, right (1-D: l, 0, r, 0) */
+    int32_t pad[4];               /* top, left, bottom, right (1-D: l, 0, r, 0); convs, reflect_pad */
     int32_t out_pad[2];           /* transposed convs */
     int32_t clip[2];
     int32_t align[2];             /* add */

@@ -292,7 +292,35 @@ static void bpg_argmax_unpool(const bpg_op *op, const bpg_view *xs, const bpg_vi
         }
 }
 
+/* r_N(i) = N-1 - |N-1 - |i||: one reflection without edge repeat (|i| < N: each pad is below its size). */
+static uint32_t reflect_index(int64_t i, uint32_t n)
+{
+    i = i < 0 ? -i : i;
+    i = (int64_t)n - 1 - i;
+    return (uint32_t)((int64_t)n - 1 - (i < 0 ? -i : i));
+}
+
+/* y[c, h, w] = x[c, r_H(h - top), r_W(w - left)], r_N(i) = N-1-|N-1-|i||   (torch ReflectionPad2d / 1d: a 1-D
+ * tensor, time as rows, pads (l, 0, r, 0) keeps width 1). Per output row its reflected input row, then per
+ * column the reflected column: a copy of whole elements, the output keeps the input's format. */
+static void bpg_reflect_pad(const bpg_op *op, const bpg_view *xs, const bpg_view *y, int32_t *row, uint32_t y0,
+                            uint32_t y1)
+{
+    const uint32_t e = bpg_dtype_bytes(y->dtype);
+    uint32_t c, yy, xx;
+    (void)row;
+    for (yy = y0; yy < y1; yy++) {
+        const uint32_t src_row = reflect_index((int64_t)yy - op->pad[0], xs->h);
+        for (c = 0; c < y->c; c++) {
+            const uint8_t *src = (const uint8_t *)bpg_row(xs, c, src_row);
+            uint8_t *dst = (uint8_t *)bpg_row(y, c, yy);
+            for (xx = 0; xx < y->w; xx++, dst += e)
+                memcpy(dst, src + (uint64_t)reflect_index((int64_t)xx - op->pad[1], xs->w) * e, e);
+        }
+    }
+}
+
 const bpg_kernel bpg_kernels[BPG_NUM_KINDS] = {
     bpg_conv2d, bpg_conv_transpose2d, bpg_conv1d, bpg_conv_transpose1d, bpg_add, bpg_clip,
-    bpg_pixel_shuffle, bpg_upsample_nearest, bpg_concat, bpg_argmax_unpool,
+    bpg_pixel_shuffle, bpg_upsample_nearest, bpg_concat, bpg_argmax_unpool, bpg_reflect_pad,
 };

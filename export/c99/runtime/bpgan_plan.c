@@ -53,6 +53,15 @@ static int op_shape(const bpg_model *m, const bpg_op *op, bpg_shape *y, char *er
         w = (int64_t)x->w * op->factor;
         break;
     }
+    case BPG_REFLECT_PAD:   /* stripes.heights_of: each size must exceed its pads (one reflection) */
+        if (op->pad[0] >= (int64_t)x->h || op->pad[2] >= (int64_t)x->h || op->pad[1] >= (int64_t)x->w
+            || op->pad[3] >= (int64_t)x->w)
+            return bpg_error(err, "reflect_pad of a %lux%lu input needs each size above its pads (%ld, %ld, %ld, %ld)",
+                             (unsigned long)x->h, (unsigned long)x->w, (long)op->pad[0], (long)op->pad[1],
+                             (long)op->pad[2], (long)op->pad[3]);
+        h = (int64_t)x->h + op->pad[0] + op->pad[2];
+        w = (int64_t)x->w + op->pad[1] + op->pad[3];
+        break;
     case BPG_CONCAT:
         for (k = 1; k < op->n_inputs; k++)
             if (m->shapes[op->inputs[k]].h != x->h || m->shapes[op->inputs[k]].w != x->w)

@@ -29,6 +29,14 @@ static void needed(const bpg_model *m, const bpg_op *op, uint16_t j, int64_t a, 
         *lo = a / op->factor;
         *hi = (b + op->factor - 1) / op->factor;
         break;
+    case BPG_REFLECT_PAD: {   /* stripes._reflect_needed: the reflected rows, widened to move only forward */
+        const int64_t bottom = op->pad[2];
+        *lo = a - pt < h - 1 - bottom ? a - pt : h - 1 - bottom;
+        if (*lo < 0) *lo = 0;
+        *hi = b - pt > pt + 1 ? b - pt : pt + 1;
+        *hi = b <= a ? *lo : clamp64(*hi, *lo, h);
+        break;
+    }
     default:   /* elementwise, concat: the band itself; a height-1 input that add broadcasts: its row */
         *lo = h == 1 ? 0 : a;
         *hi = h == 1 ? 1 : b;
