@@ -78,7 +78,14 @@ def test_cli_reports_a_broken_recipe_in_one_line(tmp_path, capsys):
     assert quantize_main([str(tmp_path / "missing.yaml")]) == 2
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "bpgan-image-light.yaml"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "bpgan-image-light.yaml", "sae-spn-light.yaml"])
 def test_shipped_recipes_validate(name):
     r = load_recipe(REPO / "recipes" / name)
     assert r.stages.admm_prune is not None and r.quant.gradient_bits == 8
+
+
+@pytest.mark.parametrize("name", ["sae", "swwae", "sae-spn", "sae-spn-coarse"])
+def test_the_compressnet_comparison_recipes_validate_at_one_budget(name):
+    r = load_recipe(REPO / "recipes" / "compressnet" / f"{name}.yaml")
+    assert (r.stages.float.steps, r.stages.qat.steps) == (1200, 200) and r.model_name == "sae-spn"
+    assert (r.loss.switch > 0) == (r.model_cfg().switches == "predicted")
