@@ -6,34 +6,23 @@ or pixel shuffle) -> conv to RGB; relu4 everywhere, output clamped to int8 at sc
 Images live in [-1, 1] (x = 2 * pixel / 255 - 1).
 """
 import math
-from typing import ClassVar, List, Literal, Optional
+from typing import List, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from ..quant.layers import OUTPUT, ConvAct, LayerFactory, QuantSpec, ResBlock, signed
 from .codec_model import BPGANCodec
+from .image_config import ImageCodecConfig
 from .registry import register_model
 
 
-class BPGANImageConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    modality: ClassVar[str] = "image"
-    signal_dims: ClassVar[int] = 2                         # (N, 3, H, W)
-    signal_channels: ClassVar[int] = 3
-    latent_channels: int = Field(8, ge=1, le=256)          # C
-    num_centers: int = Field(8, ge=2, le=256)              # L
+class BPGANImageConfig(ImageCodecConfig):
     downsample: Literal[16, 32] = 16
     encoder_widths: List[int] = [32, 48, 64, 96]           # one per stride-2 stage
     generator_widths: List[int] = [64, 48, 32, 24, 16]     # latent resolution, then after each upsampling
     res_blocks: int = Field(4, ge=0)
     upsample: Literal["conv_transpose", "pixel_shuffle"] = "conv_transpose"
-    latent_frac_bits: int = Field(4, ge=0, le=7)           # generator input: int8 at 2**-latent_frac_bits
-    branch_frac_bits: int = Field(5, ge=0, le=7)           # residual branch: int8 at 2**-branch_frac_bits
-    batchnorm: bool = True                                 # float stage only; folded before QAT
-    disc_scales: int = Field(2, ge=1)
-    disc_width: int = Field(32, ge=4)
-    disc_layers: int = Field(3, ge=1)
 
     @model_validator(mode="after")
     def _widths_match_stages(self):

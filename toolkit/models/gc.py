@@ -26,27 +26,23 @@ N(0, 1); eval feeds zeros (deterministic, the prior's mean); export refuses it i
 program has one input, the latent.
 Images live in [-1, 1] (x = 2 * pixel / 255 - 1).
 """
-from typing import ClassVar, List, Literal, Optional
+from typing import List, Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from ..quant.instance_norm import instance_norm_layer
 from ..quant.layers import OUTPUT, RELU4, ConvAct, Fmt, LayerFactory, QuantSpec, signed
 from .codec_model import BPGANCodec
+from .image_config import ImageCodecConfig
 from .registry import register_model
 
 STAGES = 4   # stride-2 stages: the latent is at 1/16
 
 
-class GCConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    modality: ClassVar[str] = "image"
-    signal_dims: ClassVar[int] = 2
-    signal_channels: ClassVar[int] = 3
-    latent_channels: int = Field(8, ge=1, le=256)                # C
+class GCConfig(ImageCodecConfig):
     num_centers: int = Field(5, ge=2, le=256)                    # L
     downsample: Literal[16] = 16
     encoder_widths: List[int] = [60, 120, 240, 480, 960]         # c7s1, then d(k) per stride-2 stage
@@ -55,14 +51,9 @@ class GCConfig(BaseModel):
     upsample: Literal["conv_transpose", "nearest"] = "conv_transpose"
     norm: Literal["instance", "batch", "none"] = "instance"      # the generator's (and the encoder's) norm
     noise_channels: int = Field(0, ge=0, le=64)                  # float training only (see the module docstring)
-    latent_frac_bits: int = Field(4, ge=0, le=7)                 # generator input: int8 at 2**-latent_frac_bits
-    branch_frac_bits: int = Field(5, ge=0, le=7)                 # residual branch: int8 at 2**-branch_frac_bits
     norm_frac_bits: int = Field(4, ge=0, le=7)                   # a conv entering an instance norm: int8 at 2**-f
     norm_z_frac: int = Field(8, ge=4, le=12)                     # the instance norm's z at 2**-Z
     batchnorm: bool = True     # norm "batch" only: BN in the float stage (False: none, as the folded QAT build)
-    disc_scales: int = Field(2, ge=1)
-    disc_width: int = Field(32, ge=4)
-    disc_layers: int = Field(3, ge=1)
 
     @model_validator(mode="after")
     def _widths_match_stages(self):

@@ -15,26 +15,22 @@ most: SWWAE's side information grows 4x per stage). The decoder's features enter
 channels of the encoder's pooling it mirrors (encoder_widths reversed), so switches line up channel by
 channel. Training adds the SPN's cross-entropy against the true switches (loss.switch).
 """
-from typing import ClassVar, List, Literal, Optional
+from typing import List, Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from ..quant.layers import OUTPUT, ConvAct, LayerFactory, QuantSpec, ResBlock, signed
 from .codec_model import BPGANCodec
+from .image_config import ImageCodecConfig
 from .registry import register_model
 
 STAGES = 4   # 2x2 poolings: the latent is at 1/16
 
 
-class SAESPNConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    modality: ClassVar[str] = "image"
-    signal_dims: ClassVar[int] = 2
-    signal_channels: ClassVar[int] = 3
-    latent_channels: int = Field(8, ge=1, le=256)             # C
+class SAESPNConfig(ImageCodecConfig):
     num_centers: int = Field(5, ge=2, le=256)                 # L
     downsample: Literal[16] = 16
     encoder_widths: List[int] = [24, 32, 48, 64]             # conv width before each pooling, fine to coarse
@@ -43,12 +39,6 @@ class SAESPNConfig(BaseModel):
     switch_stages: int = Field(STAGES, ge=0, le=STAGES)       # coarsest unpoolings that use switches
     spn_kernels: List[int] = [3, 1, 1, 1]                     # SPN conv kernel per stage, coarse to fine
     logit_frac_bits: int = Field(4, ge=0, le=7)               # SPN logits: int8 at 2**-logit_frac_bits
-    latent_frac_bits: int = Field(4, ge=0, le=7)
-    branch_frac_bits: int = Field(5, ge=0, le=7)
-    batchnorm: bool = True
-    disc_scales: int = Field(2, ge=1)
-    disc_width: int = Field(32, ge=4)
-    disc_layers: int = Field(3, ge=1)
 
     @model_validator(mode="after")
     def _stage_lists(self):
