@@ -7,20 +7,16 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper
-from PIL import Image
 
 from bpgan.export.onnx_to_program import onnx_to_program
 from bpgan.firmware_ref.decoder import run_program
 from bpgan.firmware_ref.ops.norm import instance_norm
 from bpgan.firmware_ref.program import ProgramError, load_program
-from bpgan.toolkit.cli import decode as decode_cli
-from bpgan.toolkit.cli import encode as encode_cli
-from bpgan.toolkit.cli.quantize import main as quantize_main
 from bpgan.toolkit.models import build_model, model_config
 from bpgan.toolkit.quant import RELU4, QuantSpec, signed
 from bpgan.toolkit.quant.instance_norm import InstanceNormAct, QuantInstanceNormAct
 
-from tiny_recipe import write_tiny
+from tiny_recipe import assert_ref_and_tvm_write_the_same_png, train_and_export, write_tiny
 
 TINY_GC = {"name": "gc", "latent_channels": 4, "num_centers": 4, "encoder_widths": [4, 4, 6, 8, 8],
            "generator_widths": [8, 8, 6, 4, 4], "res_blocks": 1}
@@ -137,12 +133,7 @@ def test_onnx_float_instance_normalization_is_refused_in_one_line(tmp_path):
 def gc_run(tmp_path_factory):
     """The tiny recipe through every stage with the gc model (instance norm), exported for llvm (verified)."""
     d = tmp_path_factory.mktemp("gc")
-    recipe = write_tiny(d / "tiny-gc.yaml", model=TINY_GC)
-    assert quantize_main([str(recipe), "--out", str(d / "run"), "--quiet"]) == 0
-    from bpgan.export.pipeline import export_run
-    report = export_run(d / "run", "llvm")
-    assert report.verified_on_host and report.ref_vs_fake_quant["max_lsb"] == 0
-    return d / "run"
+    return train_and_export(write_tiny(d / "tiny-gc.yaml", model=TINY_GC), d / "run")
 
 
 def test_tiny_gc_recipe_exports_instance_norm_and_reflect_pad_and_decodes_identically_on_ref_and_tvm(gc_run, tmp_path):
@@ -151,27 +142,16 @@ def test_tiny_gc_recipe_exports_instance_norm_and_reflect_pad_and_decodes_identi
     assert kinds.count("instance_norm") == 7 and kinds.count("reflect_pad") == 4   # head, 2 per block, 4 ups; tail
     env = run_program(prog, np.load(gc_run / "export" / "test_vectors.npz")["latent"], keep_all=True)
     assert all(np.unique(env[op.output]).size > 1 for op in prog.ops if op.kind == "instance_norm")
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (37, 45, 3), dtype=np.uint8)).save(tmp_path / "in.png")
-    assert encode_cli.main([str(gc_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "a.bpg"), "--iters", "2"]) == 0
-    for engine in ("ref", "tvm"):
-        assert decode_cli.main([str(gc_run), str(tmp_path / "a.bpg"), "-o", str(tmp_path / f"{engine}.png"),
-                                "--engine", engine]) == 0
-    assert (tmp_path / "ref.png").read_bytes() == (tmp_path / "tvm.png").read_bytes()
-    assert np.asarray(Image.open(tmp_path / "ref.png")).shape == (37, 45, 3)
+    assert_ref_and_tvm_write_the_same_png(gc_run, tmp_path)
 
 
 def test_gc_with_batch_norm_folds_it_and_exports_with_nearest_upsampling(tmp_path):
     model = dict(TINY_GC, norm="batch", upsample="nearest")
     stages = {"float": {"steps": 2}, "qat": {"steps": 2}}
-    recipe = write_tiny(tmp_path / "tiny-gc-bn.yaml", model=model, stages=stages)
-    assert quantize_main([str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    train_and_export(write_tiny(tmp_path / "tiny-gc-bn.yaml", model=model, stages=stages), tmp_path / "run")
     from bpgan.toolkit.training.checkpoint import load_model
     flt, _ = load_model(tmp_path / "run" / "float" / "model.pt")
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in flt.generator.modules()) == 7
-    from bpgan.export.pipeline import export_run
-    report = export_run(tmp_path / "run", "llvm")
-    assert report.verified_on_host and report.ref_vs_fake_quant["max_lsb"] == 0
     kinds = [op.kind for op in load_program(tmp_path / "run" / "export").ops]
     assert "instance_norm" not in kinds and kinds.count("upsample_nearest") == 4
     assert kinds.count("reflect_pad") == 8                        # head, 2 per block, after each upsampling, tail

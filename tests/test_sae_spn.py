@@ -3,21 +3,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from bpgan.firmware_ref.builder import ProgramBuilder
 from bpgan.firmware_ref.decoder import run_program
 from bpgan.firmware_ref.ops.unpool import argmax_unpool
 from bpgan.firmware_ref.program import ProgramError, load_program
-from bpgan.toolkit.cli import decode as decode_cli
-from bpgan.toolkit.cli import encode as encode_cli
-from bpgan.toolkit.cli.quantize import main as quantize_main
 from bpgan.toolkit.models import build_model, model_config
 from bpgan.toolkit.models.sae_spn import block_switches, unpool_at
 from bpgan.toolkit.recipes.schema import RecipeError, load_recipe
 
 from test_program_v2 import forge, op_named
-from tiny_recipe import TINY, write_tiny
+from tiny_recipe import TINY, assert_ref_and_tvm_write_the_same_png, train_and_export, write_tiny
 
 TINY_MODEL = {"name": "sae-spn", "latent_channels": 4, "num_centers": 4, "encoder_widths": [4, 4, 6, 8],
               "res_blocks": 1, "spn_kernels": [3, 1, 1, 1]}
@@ -103,12 +99,7 @@ def spn_run(tmp_path_factory):
     stages = dict(TINY["stages"], admm_prune={"steps": 4, "update_every": 2,
                                              "sparsity": {"default": 0.5, "convs.3.conv": 0.25}})
     loss = {"mse": 1.0, "msssim": 0.0, "switch": 0.1, "adversarial": 0.05}   # the adversarial autoencoder too
-    recipe = write_tiny(d / "tiny-spn.yaml", model=TINY_MODEL, loss=loss, stages=stages)
-    assert quantize_main([str(recipe), "--out", str(d / "run"), "--quiet"]) == 0
-    from bpgan.export.pipeline import export_run
-    report = export_run(d / "run", "llvm")
-    assert report.verified_on_host and report.ref_vs_fake_quant["max_lsb"] == 0
-    return d / "run"
+    return train_and_export(write_tiny(d / "tiny-spn.yaml", model=TINY_MODEL, loss=loss, stages=stages), d / "run")
 
 
 def test_tiny_recipe_exports_with_argmax_unpool_and_decodes_identically_on_ref_and_tvm(spn_run, tmp_path):
@@ -117,14 +108,7 @@ def test_tiny_recipe_exports_with_argmax_unpool_and_decodes_identically_on_ref_a
     env = run_program(prog, np.load(spn_run / "export" / "test_vectors.npz")["latent"], keep_all=True)
     logits = [env[op.inputs[1]] for op in prog.ops if op.kind == "argmax_unpool"]
     assert any(np.unique(lg).size > 1 for lg in logits)   # the SPN produces real choices, not constants
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (37, 45, 3), dtype=np.uint8)).save(tmp_path / "in.png")
-    assert encode_cli.main([str(spn_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "a.bpg"), "--iters", "2"]) == 0
-    for engine in ("ref", "tvm"):
-        assert decode_cli.main([str(spn_run), str(tmp_path / "a.bpg"), "-o", str(tmp_path / f"{engine}.png"),
-                                "--engine", engine]) == 0
-    assert (tmp_path / "ref.png").read_bytes() == (tmp_path / "tvm.png").read_bytes()
-    assert np.asarray(Image.open(tmp_path / "ref.png")).shape == (37, 45, 3)
+    assert_ref_and_tvm_write_the_same_png(spn_run, tmp_path)
 
 
 def test_an_swwae_decoder_is_refused_at_export_in_one_line(tmp_path, capsys):
