@@ -12,7 +12,8 @@ firmware_ref.ops.norm.instance_norm on the integers of its input, bit for bit:
   beta   int32 at 2^-(Z + gamma_frac), rounded half up;
   y      clip(rounding_shift(gamma*z + beta, Z + gamma_frac - out_frac), lo, hi): int8, or uint8 for relu4,
 
-all in int64 torch tensors, and the float output is y * 2^-out_frac. The gradient is straight through the float
+computed by the reference kernel itself (firmware_ref.ops.norm.instance_norm, the one copy of those steps) on the
+input's integers, and the float output is y * 2^-out_frac. The gradient is straight through the float
 instance norm, (x - mean) / sqrt(var + eps) * gamma + beta clamped to the output format's range. Under ONNX export
 the layer is one node bpgan::InstanceNorm(x, gamma int8, beta int32) with attributes z_frac, eps_shift,
 gamma_frac (per channel), out_frac, out_dtype, relu, which export/onnx_to_program.py maps to
@@ -24,10 +25,11 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from bpgan.firmware_ref.ops.norm import instance_norm
+
 from .layers import RELU4, Fmt, fmt_exponent
 from .rounding import round_half_up
 
-Z_MIN, Z_MAX = -2 ** 15, 2 ** 15 - 1
 INT32_MIN, INT32_MAX = -2 ** 31, 2 ** 31 - 1
 GAMMA_FRAC = (-8, 16)   # gamma's exponent range: max|gamma| from 2^-9 up to 2^15 (the shift stays in range)
 
@@ -35,38 +37,6 @@ GAMMA_FRAC = (-8, 16)   # gamma's exponent range: max|gamma| from 2^-9 up to 2^1
 def eps_shift_for(eps: float, in_frac: int) -> int:
     """The power of two nearest torch's eps in x's integer units squared (ProgramBuilder.instance_norm's default)."""
     return min(max(round(-math.log2(eps) - 2 * in_frac), 0), 40)
-
-
-def isqrt(d: torch.Tensor) -> torch.Tensor:
-    """floor(sqrt(d)) of int64 d in [0, 2^63): the float64 root, one exact step down, one up (ops.norm.isqrt)."""
-    s = torch.floor(torch.sqrt(d.to(torch.float64))).to(torch.int64)
-    s = torch.where(s * s > d, s - 1, s)
-    return torch.where(d - s * s > 2 * s, s + 1, s)
-
-
-def rounding_shift(acc: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """((acc << left) + rnd) >> right per channel (axis 1): the contract's rounding rule (firmware_ref.rounding)."""
-    shape = (1, -1) + (1,) * (acc.ndim - 2)
-    right = shift.clamp(min=0).reshape(shape)
-    left = (-shift).clamp(min=0).reshape(shape)
-    rnd = torch.where(right > 0, torch.ones_like(right) << (right - 1).clamp(min=0), torch.zeros_like(right))
-    return ((acc << left) + rnd) >> right
-
-
-def instance_norm_int(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, z_frac: int, eps_shift: int,
-                      shift: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-    """firmware_ref.ops.norm.instance_norm in int64 torch: x integers (N, C, ...), gamma, beta, shift per channel."""
-    x = x.to(torch.int64)
-    axes = tuple(range(2, x.ndim))
-    n = math.prod(x.shape[2:])
-    s_ = x.sum(axes, keepdim=True)
-    q = (x * x).sum(axes, keepdim=True)
-    d = n * q - s_ * s_ + ((n * n) >> eps_shift)
-    s = isqrt(d).clamp(min=1)
-    z = torch.div(2 * ((n * x - s_) << z_frac) + s, 2 * s, rounding_mode="floor").clamp(Z_MIN, Z_MAX)
-    shape = (1, -1) + (1,) * len(axes)
-    acc = gamma.to(torch.int64).reshape(shape) * z + beta.to(torch.int64).reshape(shape)
-    return rounding_shift(acc, shift.to(torch.int64)).clamp(lo, hi)
 
 
 def _out_range(out_fmt: Fmt) -> Tuple[int, int, str, bool]:
@@ -152,9 +122,10 @@ class QuantInstanceNormAct(nn.Module):
         """The op's output integers for a float input on the 2^-in_frac grid."""
         gamma, frac, beta = self.integer_params()
         xi = round_half_up(x.detach().to(torch.float64) * 2.0 ** self.in_frac).to(torch.int64)   # exact on the grid
-        shift = frac.to(x.device) + self.z_frac - self.out_frac
-        return instance_norm_int(xi, gamma.to(x.device), beta.to(x.device), self.z_frac, self.eps_shift, shift,
-                                 self.lo, self.hi)
+        shift = (frac + self.z_frac - self.out_frac).tolist()
+        y = instance_norm(xi.cpu().numpy(), gamma.numpy(), beta.numpy(), self.z_frac, self.eps_shift, shift,
+                          (self.lo, self.hi), "int64")
+        return torch.from_numpy(y).to(x.device)
 
     def forward(self, x):
         if torch.onnx.is_in_onnx_export():   # the integer steps run inside the node, not traced op by op
