@@ -148,6 +148,13 @@ class ProgramBuilder:
                            {"weight": f"{name}.weight", "bias": f"{name}.bias"}))
         return out
 
+    def log2_abs(self, name: str, x: str, frac: int, out_dtype: str = "uint8") -> str:
+        """y = Mitchell log2(|x| + 1) at 2^-frac (ops/log2.py), clipped to out_dtype."""
+        lo, hi = DTYPE_RANGE[out_dtype]
+        out = self._tensor(name, out_dtype, frac, self.tensors[x]["channels"])
+        self.ops.append(Op("log2_abs", name, [x], out, {"frac": int(frac), "clip": [max(lo, 0), hi]}))
+        return out
+
     def concat(self, name: str, xs: Sequence[str]) -> str:
         t = self.tensors[xs[0]]
         out = self._tensor(name, t["dtype"], t["frac_bits"], sum(self.tensors[x]["channels"] for x in xs))

@@ -161,7 +161,7 @@ def _whole_frame(prog, op, out: Window, heights) -> List[Window]:
 
 
 ROW_MAPS = {kind: (_conv_needed, _conv_band) for kind in CONV_KINDS}
-ROW_MAPS.update({kind: (_same_needed, _same_band) for kind in ("add", "clip", "concat")})
+ROW_MAPS.update({kind: (_same_needed, _same_band) for kind in ("add", "clip", "concat", "log2_abs")})
 ROW_MAPS.update({kind: (_scale_needed, _scale_band) for kind in ("pixel_shuffle", "upsample_nearest", "argmax_unpool")})
 ROW_MAPS["reflect_pad"] = (_reflect_needed, _reflect_band)
 ROW_MAPS["instance_norm"] = (_whole_frame, None)   # refused before any band runs

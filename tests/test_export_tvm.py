@@ -58,7 +58,7 @@ def compiled(tmp_path_factory):
     root = tmp_path_factory.mktemp("tvm")
     out = {}
     plans = [("2d", program_2d()), ("1d", program_1d()), ("ps", pixel_shuffle_program()), ("unpool", unpool_chain()),
-             ("norm", norm_chain()), ("norm1d", norm_chain_1d())]
+             ("norm", norm_chain()), ("norm1d", norm_chain_1d()), ("log2", log2_chain_1d())]
     for name, prog in plans:
         prog.save(root / name)
         out[name] = (prog, tvm_lower.TvmDecoder(tvm_lower.compile_program(prog, "llvm", root / name)), root / name)
@@ -119,7 +119,21 @@ def norm_chain_1d():
                            rng.integers(-99, 99, 3), 8, "int8", 7)])
 
 
+def log2_chain_1d():
+    """1-D: int16 samples -> conv1d to int16 (saturating) -> log2_abs (q = 2) -> conv1d with relu: the lossless
+    flow's scale path (toolkit/models/idf_program.py)."""
+    rng = np.random.default_rng(8)
+    b = ProgramBuilder({"plan": "log2_abs 1-D"})
+    x = b.input("x", "int16", 0, 2)
+    d = b.conv("conv1d", "d", x, rng.integers(-3, 4, (3, 2, 3)), np.zeros(3), 0, "int16", 0, padding=[1, 1])
+    lg = b.log2_abs("lg", d, 2)
+    return b.build([b.conv("conv1d", "h", lg, rand_w(rng, (4, 3, 5)), rng.integers(-999, 999, 4), 7, "uint8", 4,
+                           padding=2, relu=True)])
+
+
 def random_input(prog, shape, seed):
+    if prog.fmt(prog.inputs[0])[0] == "int16":
+        return np.random.default_rng(seed).integers(-2 ** 15, 2 ** 15, shape).astype(np.int16)
     lo, hi = (0, 256) if prog.fmt(prog.inputs[0])[0] == "uint8" else (-128, 128)
     return np.random.default_rng(seed).integers(lo, hi, shape).astype(prog.fmt(prog.inputs[0])[0])
 
@@ -152,7 +166,7 @@ def test_wide_dtypes_and_several_inputs_and_outputs_equal_the_reference(tmp_path
                                         ("unpool", (1, 3, 5, 7)), ("unpool", (1, 3, 1, 1)),
                                         ("norm", (1, 3, 5, 7)), ("norm", (1, 3, 2, 2)), ("norm", (1, 3, 13, 11)),
                                         ("norm", (1, 3, 16, 9)), ("norm1d", (1, 2, 3)), ("norm1d", (1, 2, 17)),
-                                        ("norm1d", (1, 2, 64))])
+                                        ("norm1d", (1, 2, 64)), ("log2", (1, 2, 1)), ("log2", (1, 2, 257))])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tvm_equals_reference_on_random_inputs(compiled, plan, shape, seed):
     prog, dec, _ = compiled[plan]

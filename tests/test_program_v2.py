@@ -39,6 +39,14 @@ def norm_program():
                            8, "int8", 7)])
 
 
+def log2_program():
+    """int16 samples -> log2_abs at 2^-2 -> a conv of the logs (the lossless flow's scale path)."""
+    b = ProgramBuilder()
+    x = b.input("x", "int16", 0, 1)
+    lg = b.log2_abs("lg", x, 2)
+    return b.build([b.conv("conv1d", "o", lg, np.ones((1, 1, 3)), np.zeros(1), 0, "uint8", 2, padding=1, relu=True)])
+
+
 def forge(tmp_path, mutate, prog=None):
     """Save a program, let mutate(doc) edit its JSON, re-hash it as an exporter would: -> the folder."""
     folder = tmp_path / "prog"
@@ -99,6 +107,14 @@ BROKEN = {
                                                  r"attribute 'padding' must be a list of 4 integers", norm_program),
     "reflect_pad changes the format": (lambda d: d["tensors"]["r"].update(frac_bits=5),
                                        r"op 'r' \(reflect_pad\): output format", norm_program),
+    "log2 frac out of range": (lambda d: op_named(d, "lg")["attrs"].update(frac=5),
+                               r"op 'lg' \(log2_abs\): attribute 'frac' must be an integer in \[0, 4\]", log2_program),
+    "log2 output at another scale": (lambda d: d["tensors"]["lg"].update(frac_bits=3),
+                                     r"op 'lg' \(log2_abs\): the output is at 2\^-frac", log2_program),
+    "log2 of an int32 tensor": (lambda d: d["tensors"]["x"].update(dtype="int32"),
+                                r"op 'lg' \(log2_abs\): input dtype int32 is not one of", log2_program),
+    "log2 of a fraction": (lambda d: d["tensors"]["x"].update(frac_bits=3),
+                           r"op 'lg' \(log2_abs\): the input must be integers", log2_program),
 }
 
 
@@ -121,7 +137,7 @@ def test_bpgan_decode_refuses_a_broken_program_in_one_line(tmp_path, capsys, cas
 
 
 def test_every_kind_has_semantics_kernel_and_bound_where_it_does_arithmetic():
-    arithmetic = {"conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d", "add", "instance_norm"}
+    arithmetic = {"conv2d", "conv_transpose2d", "conv1d", "conv_transpose1d", "add", "instance_norm", "log2_abs"}
     for kind, spec in REGISTRY.items():
         assert spec.kind == kind and spec.semantics.strip() and "\n" not in spec.semantics.strip()
         assert callable(spec.kernel) and (spec.bound is not None) == (kind in arithmetic), kind

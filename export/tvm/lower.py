@@ -177,6 +177,24 @@ class _Lowering:
         acc = bb.emit(R.add(bb.emit(R.multiply(z, _i32(g, ndim))), _i32(beta, ndim)))
         return self.requantize(acc, a["shift"], a["clip"], p.fmt(op.output)[0], ndim)
 
+    def log2_abs(self, op, x):
+        """The reference's steps in int32 (ops/log2.py): u = |x| + 1, n = sum_k (u >= 2^k), then
+        (n << q) + ((u << q) >> n) - (1 << q), clipped."""
+        bb, R, q = self.bb, relax.op, op.attrs["frac"]
+
+        def i32(v):
+            return relax.const(np.int32(v), "int32")
+
+        u = bb.emit(R.add(bb.emit(R.abs(bb.emit(R.astype(x, "int32")))), i32(1)))
+        n = None
+        for k in range(1, 17):   # u <= 2^15 + 1 (int8/uint8/int16 inputs): bit lengths up to 16
+            ge = bb.emit(R.astype(bb.emit(R.greater_equal(u, i32(1 << k))), "int32"))
+            n = ge if n is None else bb.emit(R.add(n, ge))
+        y = bb.emit(R.add(bb.emit(R.left_shift(n, i32(q))),
+                          bb.emit(R.right_shift(bb.emit(R.left_shift(u, i32(q))), n))))
+        y = bb.emit(R.clip(bb.emit(R.subtract(y, i32(1 << q))), *op.attrs["clip"]))
+        return bb.emit(R.astype(y, self.prog.fmt(op.output)[0]))
+
     def clip(self, op, x):
         y = self.bb.emit(relax.op.clip(x, *op.attrs["clip"]))
         return self.bb.emit(relax.op.astype(y, self.prog.fmt(op.output)[0]))
@@ -201,7 +219,8 @@ LOWERINGS = {"conv2d": _Lowering.conv, "conv1d": _Lowering.conv, "conv_transpose
              "conv_transpose1d": _Lowering.conv, "add": _Lowering.add, "clip": _Lowering.clip,
              "pixel_shuffle": _Lowering.pixel_shuffle, "upsample_nearest": _Lowering.upsample_nearest,
              "concat": _Lowering.concat, "argmax_unpool": _Lowering.argmax_unpool,
-             "reflect_pad": _Lowering.reflect_pad, "instance_norm": _Lowering.instance_norm}
+             "reflect_pad": _Lowering.reflect_pad, "instance_norm": _Lowering.instance_norm,
+             "log2_abs": _Lowering.log2_abs}
 assert set(LOWERINGS) <= set(REGISTRY), "a TVM lowering for a kind the registry does not define"
 
 
@@ -212,9 +231,14 @@ def to_relax(prog: Program, spatial_dims: int = 2, isa=None) -> tvm.IRModule:
     avx2, generic): convs (1-D ones as height-1 2-D convs) and adds as scheduled channel-blocked
     kernels (tvm.blocked) built on that ISA's dot-product intrinsic."""
     prove_no_overflow(prog)
-    spatial = [tvm.tirx.Var(v, "int64") for v in "hw"[:spatial_dims]]
-    xs = [relax.Var(name, relax.TensorType([1, prog.tensors[name]["channels"], *spatial], prog.fmt(name)[0]))
-          for name in prog.inputs]
+    # One set of symbolic sizes for every input, unless the program says its inputs are independent
+    # subgraphs of their own sizes (meta "input_sizes": "independent": the lossless model's levels).
+    independent = prog.meta.get("input_sizes") == "independent"
+    spatial = [[tvm.tirx.Var(f"{v}{i if independent else ''}", "int64") for v in "hw"[:spatial_dims]]
+               for i in range(len(prog.inputs) if independent else 1)]
+    xs = [relax.Var(name, relax.TensorType([1, prog.tensors[name]["channels"], *spatial[i if independent else 0]],
+                                           prog.fmt(name)[0]))
+          for i, name in enumerate(prog.inputs)]
     bb = relax.BlockBuilder()
     with bb.function("main", xs):
         with bb.dataflow():

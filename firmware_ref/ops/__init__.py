@@ -5,9 +5,10 @@
   layout.py      pixel_shuffle, upsample_nearest, concat, reflect_pad
   unpool.py      argmax_unpool
   norm.py        instance_norm
+  log2.py        log2_abs
 docs/adding-an-op.md says what a new kind needs.
 """
-from . import conv, elementwise, layout, norm, unpool  # noqa: F401  (registration)
+from . import conv, elementwise, layout, log2, norm, unpool  # noqa: F401  (registration)
 from .registry import REGISTRY, Attr, OpSpec, register, validate_op
 
 OP_KINDS = tuple(REGISTRY)
