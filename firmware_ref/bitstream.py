@@ -5,13 +5,15 @@ Format version 2 (version 1 is the same layout with an unsealed ANS payload; bot
   offset        size  field
   0             4     magic b"BPGC"
   4             1     version (2; 1 for streams written before the sealed payload)
-  5             1     modality: 1 image, 2 audio
+  5             1     modality: 1 image, 2 audio, 3 lossless (PCM samples, firmware_ref/lossless.py)
   6             1     n: number of spatial dims (2 for image: H, W; 1 for audio: samples)
   7             1     flags: 0 (reserved)
   8             16    model hash (fingerprint.model_hash of the decoder side)
   24            2     stride: latent downsampling factor (1..65535)
   26            2     C: latent channels
   28            8*n   per spatial dim: original size u32, padding u16, latent size u16
+  (lossless only: the dim record is (samples per channel u32, 0, 0), C the channel count, stride 1,
+   and 4 more bytes follow it: the sample rate u32; every offset below moves by 4)
   28+8n         4     payload length in bytes
   32+8n         4     CRC32 of the payload
   36+8n         4     CRC32 of the header bytes [0, 36+8n)
@@ -33,7 +35,10 @@ MAGIC = b"BPGC"
 VERSION = 2
 READ_VERSIONS = (1, 2)
 HASH_BYTES = 16
-MODALITIES = {"image": (1, 2), "audio": (2, 1)}  # name -> (code, spatial dims)
+MODALITIES = {"image": (1, 2), "audio": (2, 1), "lossless": (3, 1)}  # name -> (code, spatial dims)
+LOSSLESS_CODE = 3
+MAX_LOSSLESS_CHANNELS = 64
+MAX_SAMPLE_RATE = 1 << 20
 MAX_SYMBOLS = 1 << 28  # refuse headers that would make the decoder allocate without bound
 MAX_DECODE_PIXELS = 1 << 23  # default decoder limit (8.4 Mpixel: 4K UHD fits); decoders take max_pixels
 MAX_DECODE_FRAMES = 1 << 22  # about 9 hours of mel frames: the same bound for audio
@@ -42,6 +47,7 @@ AUDIO_HOP = 64  # samples per mel frame: an audio stream's sizes are samples, it
 _FIXED = struct.Struct("<4sBBBB16sHH")  # magic .. C
 _DIM = struct.Struct("<IHH")
 _TAIL = struct.Struct("<III")  # payload length, payload CRC, header CRC
+_RATE = struct.Struct("<I")    # lossless: the sample rate
 
 
 class BitstreamError(ValueError):
@@ -57,6 +63,7 @@ class Header:
     padding: Tuple[int, ...]            # added at the end of each dim before encoding
     latent_shape: Tuple[int, ...]       # (C, h, w) or (C, n)
     version: int = VERSION              # 1: unsealed ANS payload (read only); 2: sealed
+    sample_rate: int = 0                # lossless only: Hz
 
     @property
     def sealed(self) -> bool:
@@ -69,6 +76,8 @@ class Header:
         ndim = MODALITIES[self.modality][1]
         if len(self.model_hash) != HASH_BYTES:
             return f"model hash must be {HASH_BYTES} bytes"
+        if self.modality == "lossless":
+            return self._check_lossless()
         if not (len(self.original_size) == len(self.padding) == ndim and len(self.latent_shape) == ndim + 1):
             return f"{self.modality} needs {ndim} spatial dims"
         if not 1 <= self.stride <= 0xFFFF or not 1 <= self.latent_shape[0] <= 0xFFFF:
@@ -82,8 +91,23 @@ class Header:
             return f"latent of {self.latent_shape} exceeds {MAX_SYMBOLS} symbols"
         return None
 
+    def _check_lossless(self) -> Optional[str]:
+        if len(self.original_size) != 1 or tuple(self.padding) != (0,) or self.stride != 1:
+            return "a lossless stream has one size (samples), no padding and stride 1"
+        channels, samples = self.latent_shape[0], self.original_size[0]
+        if tuple(self.latent_shape) != (channels, samples) or not 1 <= channels <= MAX_LOSSLESS_CHANNELS:
+            return f"a lossless stream has 1 to {MAX_LOSSLESS_CHANNELS} channels of its samples"
+        if not 0 <= samples <= 0xFFFFFFFF or channels * samples > MAX_SYMBOLS:
+            return f"{channels} x {samples} samples exceed {MAX_SYMBOLS}"
+        if not 1 <= self.sample_rate <= MAX_SAMPLE_RATE:
+            return f"sample rate {self.sample_rate} outside [1, {MAX_SAMPLE_RATE}]"
+        if self.version != VERSION:
+            return f"lossless streams are version {VERSION}"
+        return None
+
     def header_bytes(self) -> int:
-        return _FIXED.size + _DIM.size * len(self.original_size) + _TAIL.size
+        extra = _RATE.size if self.modality == "lossless" else 0
+        return _FIXED.size + _DIM.size * len(self.original_size) + extra + _TAIL.size
 
 
 def pack(header: Header, payload: bytes) -> bytes:
@@ -92,7 +116,11 @@ def pack(header: Header, payload: bytes) -> bytes:
         raise ValueError(f"cannot pack bitstream: {problem}")
     code, ndim = MODALITIES[header.modality]
     head = _FIXED.pack(MAGIC, header.version, code, ndim, 0, bytes(header.model_hash), header.stride, header.latent_shape[0])
+    if header.modality == "lossless":   # samples u32; the latent field is unused (the samples themselves)
+        head += _DIM.pack(header.original_size[0], 0, 0) + _RATE.pack(header.sample_rate)
     for orig, pad, lat in zip(header.original_size, header.padding, header.latent_shape[1:]):
+        if header.modality == "lossless":
+            break
         if orig > 0xFFFFFFFF or lat > 0xFFFF:
             raise ValueError(f"cannot pack bitstream: size {orig} (latent {lat}) does not fit the header")
         head += _DIM.pack(orig, pad, lat)
@@ -114,7 +142,8 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
                              f"{', '.join(map(str, READ_VERSIONS))})")
     if ndim not in (1, 2):
         raise BitstreamError(f"corrupt header (bad dimension count {ndim})")
-    head_len = _FIXED.size + _DIM.size * ndim + _TAIL.size
+    lossless = code == LOSSLESS_CODE
+    head_len = _FIXED.size + _DIM.size * ndim + (_RATE.size if lossless else 0) + _TAIL.size
     if len(data) < head_len:
         raise BitstreamError("truncated bitstream (header incomplete)")
     payload_len, payload_crc, head_crc = _TAIL.unpack_from(data, head_len - _TAIL.size)
@@ -126,8 +155,14 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
     if code not in names:
         raise BitstreamError(f"unknown modality code {code}")
     dims = [_DIM.unpack_from(data, _FIXED.size + _DIM.size * i) for i in range(ndim)]
-    header = Header(names[code], mhash, stride, tuple(d[0] for d in dims), tuple(d[1] for d in dims),
-                    (channels,) + tuple(d[2] for d in dims), version)
+    if lossless:
+        if ndim != 1 or dims[0][1:] != (0, 0):
+            raise BitstreamError("corrupt header (a lossless stream has one size record, padding 0)")
+        rate = _RATE.unpack_from(data, _FIXED.size + _DIM.size)[0]
+        header = Header("lossless", mhash, stride, (dims[0][0],), (0,), (channels, dims[0][0]), version, rate)
+    else:
+        header = Header(names[code], mhash, stride, tuple(d[0] for d in dims), tuple(d[1] for d in dims),
+                        (channels,) + tuple(d[2] for d in dims), version)
     problem = header.check()
     if problem:
         raise BitstreamError(f"corrupt header ({problem})")

@@ -96,7 +96,11 @@ def decode_bitstream(prog: Program, data: bytes, engine: Union[str, Engine] = "r
                      max_pixels: int = MAX_DECODE_PIXELS, band_rows: Optional[int] = None) -> Tuple[Header, np.ndarray]:
     """bytes -> (Header, output integers cropped to the original size): unpack, ANS decode, run the program.
 
-    The engine is resolved after the stream passed every check, so a refused stream costs no library load."""
+    The engine is resolved after the stream passed every check, so a refused stream costs no library load.
+    A lossless program (idf-audio) decodes its PCM streams to int16 samples (channels, n): lossless_stream.py."""
+    if prog.modality == "lossless":
+        from .lossless_stream import decode_lossless
+        return decode_lossless(prog, data, engine)
     model = StreamModel.of(prog)
     header, symbols = read_symbols(model, data, max_pixels)
     return header, _run(model, header, symbols, engine_for(prog, engine, band_rows), max_pixels)

@@ -76,7 +76,9 @@ class Program:
 
     @property
     def modality(self) -> str:
-        """What its bitstreams hold: "audio" (1-D) or "image" (2-D)."""
+        """What its bitstreams hold: "lossless" (PCM, meta lossless), "audio" (1-D) or "image" (2-D)."""
+        if isinstance(self.meta, dict) and "lossless" in self.meta:
+            return "lossless"
         return "audio" if self.spatial_dims == 1 else "image"
 
     def fmt(self, tensor: str):

@@ -1,0 +1,245 @@
+"""Lossless PCM coding with an integer discrete flow: the stream layout, encode and decode, integers only.
+
+The flow (toolkit/models/idf_audio.py trains it): each level splits the signal x into its even samples
+a = x[0::2] and odd samples b = x[1::2] and applies the additive coupling z = b - mu(a), a factor-out:
+z is coded, the level recurses on a. After K levels the coarse signal is coded by first differences.
+mu(a) and the coding scale index s(a) of every z come from one integer program (inputs a0..a{K-1},
+outputs mu{l}, scale{l}: int16 and an index in [0, S)), the same on every engine; the decoder inverts
+the flow level by level, coarse to fine, b = z + mu(a), so it needs the exact mu of the encoder.
+
+Coding a residual z (an integer in [-65535, 65535]) with scale index s: row s of the program's
+frequency table (meta lossless.freq, S rows of 2Q + 1 entries summing to 2**P: a discretized logistic
+of scale 2**(s/4 - 2) over bins of width 2**shift[s], the last entry the escape) codes the bin
+q = z >> shift[s] when -Q <= q < Q, then z - (q << shift[s]) follows as shift[s] raw bits; otherwise
+the escape, then z + 65535 as 17 raw bits. The tables are data in the program: no decoder computes a
+logistic. Stream payload (rans.py), per channel in turn:
+  4 raw bits: wasted low bits w (every sample of the channel is a multiple of 2**w; they are shifted out)
+  coarse signal x_K (ceil(n / 2**K) samples), in blocks of B: the block's scale index (6 raw bits), then
+  its first differences x_K[i] - x_K[i - 1] (x_K[-1] = 0) with that row;
+  then levels K-1 .. 0: the z of every odd sample, in order, each with the row of its scale index.
+A decoded sample outside int16, or a payload with words left over, is a corrupt stream. The decoder's
+work is bounded by the payload (rans.py): every sample costs at least the cheapest row's cost.
+"""
+from dataclasses import dataclass
+from typing import Callable, List, Tuple
+
+import numpy as np
+
+from .ans import COST_BITS, payload_budget
+from .program import Program, ProgramError
+from .rans import RansDecoder, RansEncoder, row_tables
+
+ESCAPE_BITS = 17            # z + 65535 in [0, 131070]
+ESCAPE_OFFSET = 65535
+SCALE_BITS = 6              # a coarse block's scale index
+WASTED_BITS = 4             # a channel's wasted low bits, 0..15
+LevelEngine = Callable[[int, np.ndarray], Tuple[np.ndarray, np.ndarray]]   # (level, a int16 (n,)) -> (mu, s)
+
+
+def scale_sigma(s) -> np.ndarray:
+    """The logistic scale of index s: 2**(s/4 - 2) (0.25 ... 2**13.75 for 64 indices)."""
+    return np.exp2(np.asarray(s, dtype=np.float64) / 4 - 2)
+
+
+def scale_shift(s) -> np.ndarray:
+    """Bin width 2**shift of index s: at most a quarter of the scale, at least 1."""
+    return np.maximum(np.asarray(s, dtype=np.int64) // 4 - 4, 0)
+
+
+def build_tables(scales: int = 64, bins: int = 64, precision: int = 16, max_share_log2: int = 6) -> np.ndarray:
+    """(scales, 2 * bins + 1) uint32 rows summing to 2**precision (export time, float64; decoders read them).
+
+    Every entry >= 1, none above 2**P - 2**(P - max_share_log2): every symbol costs > 0.02 bit, which
+    bounds a forged stream's work."""
+    total = 1 << precision
+    rows = []
+    for s in range(scales):
+        sigma, k = float(scale_sigma(s)), int(scale_shift(s))
+        edges = (np.arange(-bins, bins + 1, dtype=np.float64) * (1 << k)) - 0.5
+        cdf = 1.0 / (1.0 + np.exp(-edges / sigma))
+        p = np.append(np.diff(cdf), cdf[0] + 1.0 - cdf[-1])             # bins, then the tails: the escape
+        f = np.maximum(np.floor(p * (total - (2 * bins + 1))), 0).astype(np.int64) + 1
+        cap = total - (total >> max_share_log2)
+        f[np.argmax(f)] -= max(f.max() - cap, 0)
+        f[np.argmax(f)] += total - f.sum()                                # the rest to the mode
+        if f.max() > cap:                                                 # the mode over the cap: spread it
+            over = f.max() - cap
+            f[np.argmax(f)] -= over
+            f[np.argsort(f)[-2]] += over
+        rows.append(f)
+    table = np.asarray(rows, dtype=np.uint32)
+    assert np.all(table.sum(1, dtype=np.int64) == total) and table.min() >= 1
+    return table
+
+
+@dataclass(frozen=True)
+class LosslessSpec:
+    """The lossless part of a program: levels, table geometry, the tables as coder lists."""
+    levels: int
+    precision: int
+    bins: int
+    block: int
+    shift: Tuple[int, ...]
+    cdfs: list
+    costs: list
+
+    @classmethod
+    def of(cls, prog: Program) -> "LosslessSpec":
+        m = prog.meta.get("lossless") if isinstance(prog.meta, dict) else None
+        if not isinstance(m, dict):
+            raise ProgramError("not a lossless program (no meta.lossless)")
+        try:
+            levels, precision, bins, block = (int(m[k]) for k in ("levels", "precision_bits", "bins", "block"))
+        except (KeyError, TypeError, ValueError):
+            raise ProgramError("meta.lossless needs integer levels, precision_bits, bins, block") from None
+        freq = prog.arrays.get("lossless.freq")
+        if not (1 <= levels <= 16 and 8 <= precision <= 24 and 1 <= bins <= 4096 and 1 <= block <= 1 << 16):
+            raise ProgramError("meta.lossless: levels 1..16, precision_bits 8..24, bins 1..4096, block 1..65536")
+        if freq is None or freq.dtype != np.uint32 or freq.ndim != 2 or freq.shape[1] != 2 * bins + 1 \
+                or freq.shape[0] != 1 << SCALE_BITS or freq.min() < 1 \
+                or np.any(freq.sum(1, dtype=np.int64) != 1 << precision):
+            raise ProgramError(f"lossless.freq must be ({1 << SCALE_BITS}, 2 * bins + 1) uint32 >= 1 summing to "
+                               f"2**precision_bits per row")
+        if code_floor(freq, precision) < 1:
+            raise ProgramError("lossless.freq has a row entry so likely it costs nothing: refused (unbounded work)")
+        want_in = [f"a{level}" for level in range(levels)]
+        want_out = [t for level in range(levels) for t in (f"mu{level}", f"scale{level}")]
+        if prog.inputs != want_in or prog.outputs != want_out:
+            raise ProgramError(f"a lossless program has inputs {want_in} and outputs {want_out}")
+        for level in range(levels):
+            if prog.fmt(f"a{level}") != ("int16", 0) or prog.fmt(f"mu{level}") != ("int16", 0) \
+                    or prog.fmt(f"scale{level}")[1] != 0:
+                raise ProgramError(f"level {level}: a and mu are int16 samples, scale an index at 2^0")
+        cdfs, costs = row_tables(freq, precision)
+        return cls(levels, precision, bins, block, tuple(int(v) for v in scale_shift(np.arange(len(freq)))),
+                   cdfs, costs)
+
+
+def code_floor(freq: np.ndarray, precision: int) -> int:
+    from .ans import code_costs
+    return int(code_costs(freq, precision).min())
+
+
+def level_sizes(n: int, levels: int) -> List[int]:
+    """[n_0 = n, n_1 = ceil(n / 2), ..., n_K]: the signal's length at each level."""
+    sizes = [n]
+    for _ in range(levels):
+        sizes.append(-(-sizes[-1] // 2))
+    return sizes
+
+
+def wasted_bits(x: np.ndarray) -> int:
+    """The most low bits (<= 15) that are zero in every sample (0 for silence)."""
+    nz = np.bitwise_or.reduce(np.asarray(x, dtype=np.int64) & 0xFFFF) if len(x) else 0
+    return 0 if nz == 0 else min(int((int(nz) & -int(nz)).bit_length() - 1), 15)
+
+
+def _put(enc: RansEncoder, spec: LosslessSpec, z: int, s: int) -> None:
+    k = spec.shift[s]
+    q = z >> k
+    if -spec.bins <= q < spec.bins:
+        enc.symbol(spec.cdfs[s], q + spec.bins)
+        if k:
+            enc.raw(z - (q << k), k)
+    else:
+        enc.symbol(spec.cdfs[s], 2 * spec.bins)
+        enc.raw(z + ESCAPE_OFFSET, ESCAPE_BITS)
+
+
+def _get(dec: RansDecoder, spec: LosslessSpec, s: int) -> int:
+    sym = dec.symbol(spec.cdfs[s], spec.costs[s])
+    if sym == 2 * spec.bins:
+        return dec.raw(ESCAPE_BITS) - ESCAPE_OFFSET
+    k = spec.shift[s]
+    q = sym - spec.bins
+    return (q << k) + (dec.raw(k) if k else 0)
+
+
+def split_levels(x: np.ndarray, levels: int) -> List[np.ndarray]:
+    """[x_0 = x, x_1 = x_0[0::2], ..., x_K]."""
+    xs = [np.asarray(x, dtype=np.int64)]
+    for _ in range(levels):
+        xs.append(xs[-1][0::2])
+    return xs
+
+
+def _level_outputs(engine: LevelEngine, level: int, a: np.ndarray, count: int):
+    if count == 0:   # no odd samples at this level (signals of 0 or 1 samples): nothing to run
+        return [], []
+    mu, s = engine(level, a.astype(np.int16))
+    mu, s = np.asarray(mu, dtype=np.int64).reshape(-1), np.asarray(s, dtype=np.int64).reshape(-1)
+    if len(mu) < count or len(s) < count or (count and (s[:count].min() < 0 or s[:count].max() >= 1 << SCALE_BITS)):
+        raise ProgramError(f"level {level}: the program gave {len(mu)} predictions for {count} samples "
+                           f"(or scale indices outside [0, {1 << SCALE_BITS}))")
+    return mu[:count].tolist(), s[:count].tolist()
+
+
+def encode_channels(spec: LosslessSpec, samples: np.ndarray, engine: LevelEngine) -> bytes:
+    """int16 samples (channels, n) -> payload bytes."""
+    enc = RansEncoder(spec.precision)
+    costs = np.asarray(spec.costs, dtype=np.int64)
+    for x in np.asarray(samples, dtype=np.int64):
+        w = wasted_bits(x)
+        enc.raw(w, WASTED_BITS)
+        xs = split_levels(x >> w, spec.levels)
+        coarse = xs[-1]
+        deltas = np.diff(coarse, prepend=0)
+        for start in range(0, len(coarse), spec.block):
+            d = deltas[start:start + spec.block]
+            s = _best_block_scale(spec, d, costs)
+            enc.raw(s, SCALE_BITS)
+            for v in d.tolist():
+                _put(enc, spec, v, s)
+        for level in range(spec.levels - 1, -1, -1):
+            a, b = xs[level + 1], xs[level][1::2]
+            mu, s = _level_outputs(engine, level, a, len(b))
+            for bv, m, si in zip(b.tolist(), mu, s):
+                _put(enc, spec, bv - m, si)
+    return enc.payload()
+
+
+def _best_block_scale(spec: LosslessSpec, d: np.ndarray, costs: np.ndarray) -> int:
+    """The scale index whose row codes the block's differences cheapest (code-length estimates)."""
+    shift = np.asarray(spec.shift)[:, None]
+    q = d[None, :] >> shift
+    inside = (q >= -spec.bins) & (q < spec.bins)
+    sym = np.where(inside, q + spec.bins, 2 * spec.bins)
+    bits = np.take_along_axis(costs, sym, axis=1).sum(1) + ((np.where(inside, shift, ESCAPE_BITS)).sum(1) << COST_BITS)
+    return int(np.argmin(bits))
+
+
+def decode_channels(spec: LosslessSpec, payload: bytes, channels: int, n: int, engine: LevelEngine) -> np.ndarray:
+    """payload -> int16 samples (channels, n); ValueError (one line) on a corrupt payload."""
+    dec = RansDecoder(payload, spec.precision)
+    cheapest = min(min(row) for row in spec.costs)
+    if channels * n * cheapest > payload_budget(len(dec.words) + 2):
+        raise ValueError(f"payload of {len(payload)} bytes cannot carry {channels} x {n} samples")
+    sizes = level_sizes(n, spec.levels)
+    out = np.zeros((channels, n), dtype=np.int16)
+    for c in range(channels):
+        w = dec.raw(WASTED_BITS)
+        coarse, prev = [], 0
+        while len(coarse) < sizes[-1]:
+            s = dec.raw(SCALE_BITS)
+            for _ in range(min(spec.block, sizes[-1] - len(coarse))):
+                prev += _get(dec, spec, s)
+                coarse.append(prev)
+        x = _checked(coarse, w, "coarse")
+        for level in range(spec.levels - 1, -1, -1):
+            count = sizes[level] - len(x)
+            mu, s = _level_outputs(engine, level, x, count)
+            b = [m + _get(dec, spec, si) for m, si in zip(mu, s)]
+            full = np.empty(sizes[level], dtype=np.int64)
+            full[0::2], full[1::2] = x, _checked(b, w, f"level {level}")
+            x = full
+        out[c] = x << w
+    dec.finish()
+    return out
+
+
+def _checked(values, w: int, where: str) -> np.ndarray:
+    v = np.asarray(values, dtype=np.int64)
+    lo, hi = -(1 << 15) >> w, ((1 << 15) - 1) >> w
+    if v.size and (v.min() < lo or v.max() > hi):
+        raise ValueError(f"corrupt stream: {where} decodes to samples outside 16 bits")
+    return v
