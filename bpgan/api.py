@@ -76,11 +76,24 @@ def load_model(name_or_path: Union[str, Path]) -> Model:
     return Model(path.resolve())
 
 
-def encode(model: Model, source: Source, iters: int = 0) -> bytes:
+def encode(model: Model, source: Source, iters: int = 0, sample_rate: Optional[int] = None) -> bytes:
     """An image (path, or (H, W, 3) uint8 array) or a clip (path, or 1-D float samples at 8 kHz) -> bitstream.
 
-    iters > 0 refines the encoder's latent by that many latent-search iterations (slower, better)."""
+    iters > 0 refines the encoder's latent by that many latent-search iterations (slower, better).
+    A lossless model (idf-audio) takes a PCM file, or int16 samples (n,) or (channels, n) with sample_rate."""
     from bpgan.toolkit.codec.search import SearchConfig
+
+    if model.modality == "lossless":
+        from bpgan.firmware_ref.lossless_stream import encode_lossless
+        from bpgan.toolkit.audio.pcm import read_pcm
+
+        if isinstance(source, np.ndarray):
+            if source.dtype != np.int16 or source.ndim not in (1, 2) or not sample_rate:
+                raise ValueError("lossless samples must be int16 (n,) or (channels, n), with sample_rate")
+            samples, rate = np.atleast_2d(source), int(sample_rate)
+        else:
+            samples, rate = read_pcm(source)
+        return encode_lossless(model.program(), samples, rate)
 
     net, prior, mhash = model.torch_model()
     search = SearchConfig(iters) if iters > 0 else None
@@ -119,7 +132,8 @@ def decode_integers(data: bytes, model: Optional[Model] = None, engine: str = "r
 
 def decode(data: bytes, model: Optional[Model] = None, engine: str = "ref",
            max_pixels: int = MAX_DECODE_PIXELS, float_backend: bool = False) -> np.ndarray:
-    """bytes -> (H, W, 3) uint8 pixels, or for speech float32 samples at 8 kHz.
+    """bytes -> (H, W, 3) uint8 pixels, for speech float32 samples at 8 kHz, for a lossless stream its int16
+    samples (channels, n) exactly (the rate is in the header: bpgan.decode_integers).
 
     Speech: the integer back end's PCM16 / 32768 (exact; 32 Griffin-Lim iterations), or with
     float_backend=True librosa's float Griffin-Lim (mel.py mel_to_wav, may differ across machines).
@@ -130,6 +144,8 @@ def decode(data: bytes, model: Optional[Model] = None, engine: str = "ref",
     prog = model.program()
     if header.modality == "image":
         return to_hwc_image(y, prog.fmt(prog.outputs[0])[1])
+    if header.modality == "lossless":
+        return y
     from bpgan.toolkit.audio.backend import codes_to_samples
     return codes_to_samples(y[0], header.original_size[0], float_backend=float_backend)
 

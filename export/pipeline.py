@@ -116,12 +116,16 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
     planned for.
     isa: vnni | avx2 | i8mm | generic kernels; None picks the best the target's CPU has (tvm.isa)."""
     model, blob = load_run_model(run_dir_or_model)
+    src = Path(run_dir_or_model)
+    if getattr(model, "modality", None) == "lossless":
+        from .lossless_export import export_lossless
+        out = Path(out_dir) if out_dir else (src.parent if src.is_file() else src) / "export"
+        return export_lossless(model, blob, out, target)
     if getattr(model.cfg, "switches", None) == "sent":
         raise ValueError("an SWWAE decoder unpools with the encoder's sent switches: it is not a one-input "
                          "program (the comparison measures it in PyTorch)")
     if blob["quant"] is None:
         raise ValueError(f"stage {blob['stage']!r} is a float model; export needs a quantized stage (qat or later)")
-    src = Path(run_dir_or_model)
     out_dir = Path(out_dir) if out_dir else (src.parent if src.is_file() else src) / "export"
     report = ExportReport(out_dir=out_dir)
     gen, cfg = model.generator.eval(), model.cfg

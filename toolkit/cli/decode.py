@@ -5,7 +5,8 @@ Without RUN_OR_PROGRAM a bitstream is decoded by the shipped model (zoo/) whose 
 IN.bpg: a bitstream from bpgan-encode; firmware_ref.decode_bitstream (the one decode path) checks it
 against the program's model hash, entropy decodes it with the program's prior under the work rules
 (a stream whose payload cannot carry its latent, or an image over --max-pixels, is refused before
-decoding), runs the chosen engine and crops to the original size. An audio
+decoding), runs the chosen engine and crops to the original size. A lossless stream (idf-audio)
+decodes to its exact samples, written as 16-bit .wav or .flac at the stream's rate. An audio
 stream decodes to its int8 mel (bit-exact), then to a 16-bit 8 kHz .wav by the integer back end
 (firmware_ref/speech.py: NNLS mel inversion + Griffin-Lim on integers, bit-exact too; --float-backend:
 librosa's float Griffin-Lim instead), or to .npz holding the int8 mel itself.
@@ -121,6 +122,12 @@ def decode_stream_file(path: Path, prog, engine: str, output: Path, iters: int =
     if not path.is_file():
         raise ValueError(f"no bitstream at {path}")
     header, y = decode_integers(path.read_bytes(), Model(prog.source, prog), engine, max_pixels, band_rows)
+    if header.modality == "lossless":
+        from ..audio.pcm import write_pcm
+        if output.suffix.lower() not in (".wav", ".flac"):
+            raise ValueError(f"output {output.name}: a lossless stream decodes to .wav or .flac")
+        write_pcm(output, y, header.sample_rate)
+        return f"{y.shape[0]} channel(s), {y.shape[1]} samples at {header.sample_rate} Hz, 16-bit, exact"
     if header.modality == "audio":
         from ..audio.commands import write_decoded
         return write_decoded(output, y[0], header.original_size[0], iters, float_backend)

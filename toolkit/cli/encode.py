@@ -6,6 +6,8 @@ MODEL: a run folder (its last stage's model.pt) or a model.pt file; without it t
 from training images (a folder, or `embedded`) and saves it as prior.npy beside the model file.
 An audio model (modality from the model) takes any audio file (audio/wav.py converts it to 8 kHz
 mono with notes) and reports bit/s, the decoded mel's LSD, PESQ-NB and STOI (toolkit/audio/commands.py).
+A lossless model (idf-audio, exported) codes 8/16-bit PCM WAV or FLAC exactly at its own rate and channels,
+checks the round trip and reports the ratio and bits per sample (toolkit/audio/lossless_commands.py).
 The decoded result is measured with the integer reference decoder when the run folder holds an
 export (export/program.json), else with the torch fake-quant generator (said in the output).
 """
@@ -114,6 +116,9 @@ def main(argv=None) -> int:
             print(f"bpgan-encode: model {args.model} (shipped default)")
         model_file = resolve_model(Path(args.model))
         model, _ = load_model(model_file)
+        if getattr(model, "modality", "image") == "lossless":
+            from ..audio.lossless_commands import encode_pcm_file
+            return encode_pcm_file("bpgan-encode", model_file, args.image, Path(args.output))
         prior = find_prior(args, model_file, model)
         if getattr(model, "modality", "image") == "audio":
             return encode_audio_file(args, model, model_file, prior)

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         if dist.main:
             last = list(results)[-1]
             model, blob = load_model(runner.path(last))
-            if blob["quant"] is not None:
+            if blob["quant"] is not None and modality != "lossless":   # a lossless program carries its tables
                 prior_path = write_prior(model, train_data, recipe, runner.path(last).parent)
                 print(f"bpgan-quantize: entropy-coder prior from {recipe.train.prior_crops} training crops: {prior_path}")
             pruned = "admm_prune" in results

@@ -4,9 +4,12 @@ from .images import EMBEDDED, ImageCrops, embedded_image_path, image_paths, load
 
 
 def signal_crops(modality: str, source: str, crop: int, exclude=(), only=None):
-    """The training/validation data of a modality: ImageCrops or MelCrops (with held-out clip names)."""
+    """The training/validation data of a modality: ImageCrops, MelCrops or PcmCrops (with held-out clip names)."""
     if modality == "audio":
         return MelCrops(source, crop, exclude, only)
+    if modality == "lossless":
+        from .pcm import PcmCrops
+        return PcmCrops(source, crop, exclude, only)
     if exclude or only is not None:
         raise ValueError("held-out file lists are supported for audio data only")
     return ImageCrops(source, crop)

@@ -8,11 +8,12 @@ from ..metrics import colour_cast, msssim
 
 class CodecLoss:
     def __init__(self, mse=1.0, msssim=0.0, adversarial=0.0, feature_matching=0.0, colour=0.0, switch=0.0,
-                 vgg=0.0, vgg_weights=None):
+                 vgg=0.0, vgg_weights=None, rate=0.0):
         """Weights of each term (the recipe's loss fields); vgg_weights: a torchvision VGG19 .pth for the vgg
         term (None: the seeded random-feature substitute, perceptual.py). It is not a weight: kept out of w."""
         self.w = {"mse": mse, "msssim": msssim, "adversarial": adversarial, "feature_matching": feature_matching,
-                  "colour": colour, "switch": switch, "vgg": vgg}
+                  "colour": colour, "switch": switch, "vgg": vgg,
+                  "rate": rate}
         self.vgg_weights = vgg_weights
         self._vgg = None
 

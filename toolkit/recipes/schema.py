@@ -34,6 +34,7 @@ class LossSpec(Strict):
     colour: float = Field(0.0, ge=0)   # images: the per-crop mean colour difference (metrics.colour_cast)
     switch: float = Field(0.0, ge=0)   # sae-spn: the switch prediction network's cross-entropy (model loss)
     vgg: float = Field(0.0, ge=0)      # images: VGG19 perceptual loss (losses/perceptual.py)
+    rate: float = Field(0.0, ge=0)     # lossless: the flow's bits per sample (model loss)
     vgg_weights: Optional[str] = None  # torchvision-format VGG19 .pth (relative to the recipe); None: the
                                        # seeded random-feature substitute (same VGG19, fixed random weights)
 
@@ -114,10 +115,16 @@ class Recipe(Strict):
         if cfg.modality != "image" and self.loss.vgg:
             raise ValueError(f"loss.vgg: the VGG perceptual loss is an image loss; set it to 0 for "
                              f"{cfg.modality} models")
+        if cfg.modality == "lossless" and (self.loss.mse or not self.loss.rate or self.loss.adversarial
+                                           or self.loss.feature_matching):
+            raise ValueError("a lossless model trains on its rate alone: loss.rate > 0, mse, adversarial and "
+                             "feature_matching 0")
+        if self.loss.rate and cfg.modality != "lossless":
+            raise ValueError("loss.rate: the bits-per-sample term is the lossless flow's (idf-audio)")
         if self.loss.switch and getattr(cfg, "switches", None) != "predicted":
             raise ValueError("loss.switch: the switch cross-entropy needs a model that predicts switches "
                              "(sae-spn with switches: predicted)")
-        if cfg.modality != "audio" and self.data.holdout:
+        if cfg.modality == "image" and self.data.holdout:
             raise ValueError("data.holdout: held-out clip lists are for audio models only")
         return self
 

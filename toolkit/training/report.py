@@ -35,6 +35,8 @@ def codebooks_in_layer_units(layers, codebooks) -> dict:
 
 
 def model_summary(model, blob) -> dict:
+    if getattr(model, "modality", None) == "lossless":   # no latent: the flow states its own size and cost
+        return model.summary()
     gen = model.generator
     layers = layer_tensors(gen)
     masks = blob.get("masks") or {}
@@ -73,7 +75,8 @@ def write_report(out_dir: Path, recipe, results: dict, summary: dict, targets: d
     return report
 
 
-VAL_TITLES = {"psnr": "val PSNR dB", "msssim": "val MS-SSIM", "mel_lsd_db": "val mel LSD dB",
+VAL_TITLES = {"bits_per_sample": "val bits/sample (estimate)", "ratio": "val ratio (estimate)",
+              "psnr": "val PSNR dB", "msssim": "val MS-SSIM", "mel_lsd_db": "val mel LSD dB",
               "mel_psnr": "val mel PSNR dB"}
 
 
