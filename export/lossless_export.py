@@ -78,7 +78,7 @@ def export_lossless(model, blob, out_dir: Path, target: str = "llvm") -> Lossles
             mu, s = ref(level, a)
             with torch.no_grad():
                 qmu, qs = net(torch.from_numpy(a.astype(np.float64))[None, None])
-            report.qat_vs_reference += int(np.sum(qmu.numpy()[0, 0] != mu) + np.sum(qs.numpy()[0, 0] != s))
+            report.qat_vs_reference += int(np.sum(qmu.numpy()[0] != mu) + np.sum(qs.numpy()[0, 0] != s))
             arrays[f"ch{c}/mu{level}"], arrays[f"ch{c}/scale{level}"] = mu, s
     if report.qat_vs_reference:
         raise RuntimeError(f"the QAT model and the integer program differ in {report.qat_vs_reference} integers")

@@ -6,6 +6,8 @@ z is coded, the level recurses on a. After K levels the coarse signal is coded b
 mu(a) and the coding scale index s(a) of every z come from one integer program (inputs a0..a{K-1},
 outputs mu{l}, scale{l}: int16 and an index in [0, S)), the same on every engine; the decoder inverts
 the flow level by level, coarse to fine, b = z + mu(a), so it needs the exact mu of the encoder.
+With P > 1 predictors (meta lossless.predictors) mu{l} has P channels, one prediction each, and every
+block of `block` odd samples names the one it uses (the encoder picks the cheapest).
 
 Coding a residual z (an integer in [-65535, 65535]) with scale index s: row s of the program's
 frequency table (meta lossless.freq, S rows of 2Q + 1 entries summing to 2**P: a discretized logistic
@@ -16,7 +18,8 @@ logistic. Stream payload (rans.py), per channel in turn:
   4 raw bits: wasted low bits w (every sample of the channel is a multiple of 2**w; they are shifted out)
   coarse signal x_K (ceil(n / 2**K) samples), in blocks of B: the block's scale index (6 raw bits), then
   its first differences x_K[i] - x_K[i - 1] (x_K[-1] = 0) with that row;
-  then levels K-1 .. 0: the z of every odd sample, in order, each with the row of its scale index.
+  then levels K-1 .. 0: per block of `block` odd samples, its predictor index (ceil(log2 P) raw bits, none
+  when P = 1), then the z of each odd sample, in order, each with the row of its scale index.
 A decoded sample outside int16, or a payload with words left over, is a corrupt stream. The decoder's
 work is bounded by the payload (rans.py): every sample costs at least the cheapest row's cost.
 """
@@ -33,7 +36,7 @@ ESCAPE_BITS = 17            # z + 65535 in [0, 131070]
 ESCAPE_OFFSET = 65535
 SCALE_BITS = 6              # a coarse block's scale index
 WASTED_BITS = 4             # a channel's wasted low bits, 0..15
-LevelEngine = Callable[[int, np.ndarray], Tuple[np.ndarray, np.ndarray]]   # (level, a int16 (n,)) -> (mu, s)
+LevelEngine = Callable[[int, np.ndarray], Tuple[np.ndarray, np.ndarray]]   # (level, a (n,)) -> (mu (P, n), s (n,))
 
 
 def scale_sigma(s) -> np.ndarray:
@@ -76,6 +79,7 @@ def build_tables(scales: int = 64, bins: int = 64, precision: int = 16, max_shar
 class LosslessSpec:
     """The lossless part of a program: levels, table geometry, the tables as coder lists."""
     levels: int
+    predictors: int
     precision: int
     bins: int
     block: int
@@ -93,8 +97,11 @@ class LosslessSpec:
         except (KeyError, TypeError, ValueError):
             raise ProgramError("meta.lossless needs integer levels, precision_bits, bins, block") from None
         freq = prog.arrays.get("lossless.freq")
-        if not (1 <= levels <= 16 and 8 <= precision <= 24 and 1 <= bins <= 4096 and 1 <= block <= 1 << 16):
-            raise ProgramError("meta.lossless: levels 1..16, precision_bits 8..24, bins 1..4096, block 1..65536")
+        predictors = m.get("predictors", 1)
+        if not (1 <= levels <= 16 and 8 <= precision <= 24 and 1 <= bins <= 4096 and 1 <= block <= 1 << 16) \
+                or not isinstance(predictors, int) or not 1 <= predictors <= 256:
+            raise ProgramError("meta.lossless: levels 1..16, precision_bits 8..24, bins 1..4096, block 1..65536, "
+                               "predictors 1..256")
         if freq is None or freq.dtype != np.uint32 or freq.ndim != 2 or freq.shape[1] != 2 * bins + 1 \
                 or freq.shape[0] != 1 << SCALE_BITS or freq.min() < 1 \
                 or np.any(freq.sum(1, dtype=np.int64) != 1 << precision):
@@ -110,8 +117,10 @@ class LosslessSpec:
             if prog.fmt(f"a{level}") != ("int16", 0) or prog.fmt(f"mu{level}") != ("int16", 0) \
                     or prog.fmt(f"scale{level}")[1] != 0:
                 raise ProgramError(f"level {level}: a and mu are int16 samples, scale an index at 2^0")
+            if prog.tensors[f"mu{level}"]["channels"] != predictors or prog.tensors[f"scale{level}"]["channels"] != 1:
+                raise ProgramError(f"level {level}: mu needs {predictors} channel(s) (the predictors), scale one")
         cdfs, costs = row_tables(freq, precision)
-        return cls(levels, precision, bins, block, tuple(int(v) for v in scale_shift(np.arange(len(freq)))),
+        return cls(levels, predictors, precision, bins, block, tuple(int(v) for v in scale_shift(np.arange(len(freq)))),
                    cdfs, costs)
 
 
@@ -163,15 +172,29 @@ def split_levels(x: np.ndarray, levels: int) -> List[np.ndarray]:
     return xs
 
 
-def _level_outputs(engine: LevelEngine, level: int, a: np.ndarray, count: int):
+def _level_outputs(engine: LevelEngine, level: int, a: np.ndarray, count: int, predictors: int):
+    """-> (mu (P, count) int64, s list of count): the level's program outputs, checked."""
     if count == 0:   # no odd samples at this level (signals of 0 or 1 samples): nothing to run
-        return [], []
+        return np.zeros((predictors, 0), np.int64), []
     mu, s = engine(level, a.astype(np.int16))
-    mu, s = np.asarray(mu, dtype=np.int64).reshape(-1), np.asarray(s, dtype=np.int64).reshape(-1)
-    if len(mu) < count or len(s) < count or (count and (s[:count].min() < 0 or s[:count].max() >= 1 << SCALE_BITS)):
-        raise ProgramError(f"level {level}: the program gave {len(mu)} predictions for {count} samples "
+    mu, s = np.asarray(mu, dtype=np.int64).reshape(predictors, -1), np.asarray(s, dtype=np.int64).reshape(-1)
+    if mu.shape[1] < count or len(s) < count or s[:count].min() < 0 or s[:count].max() >= 1 << SCALE_BITS:
+        raise ProgramError(f"level {level}: the program gave {mu.shape[1]} predictions for {count} samples "
                            f"(or scale indices outside [0, {1 << SCALE_BITS}))")
-    return mu[:count].tolist(), s[:count].tolist()
+    return mu[:, :count], s[:count].tolist()
+
+
+def index_bits(predictors: int) -> int:
+    return (predictors - 1).bit_length()
+
+
+def _code_costs(spec: LosslessSpec, z: np.ndarray, s: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """Cost estimates (1/256 bit) of residuals z (..., n) under scale indices s (n,): what the encoder minimizes."""
+    shift = np.asarray(spec.shift)[s]
+    q = z >> shift
+    inside = (q >= -spec.bins) & (q < spec.bins)
+    sym = np.where(inside, q + spec.bins, 2 * spec.bins)
+    return costs[s, sym] + (np.where(inside, shift, ESCAPE_BITS) << COST_BITS)
 
 
 def encode_channels(spec: LosslessSpec, samples: np.ndarray, engine: LevelEngine) -> bytes:
@@ -192,20 +215,23 @@ def encode_channels(spec: LosslessSpec, samples: np.ndarray, engine: LevelEngine
                 _put(enc, spec, v, s)
         for level in range(spec.levels - 1, -1, -1):
             a, b = xs[level + 1], xs[level][1::2]
-            mu, s = _level_outputs(engine, level, a, len(b))
-            for bv, m, si in zip(b.tolist(), mu, s):
-                _put(enc, spec, bv - m, si)
+            mu, s = _level_outputs(engine, level, a, len(b), spec.predictors)
+            z = b[None, :] - mu
+            for start in range(0, len(b), spec.block):
+                end = min(start + spec.block, len(b))
+                p = 0
+                if spec.predictors > 1:
+                    p = int(np.argmin(_code_costs(spec, z[:, start:end], np.asarray(s[start:end]), costs).sum(1)))
+                    enc.raw(p, index_bits(spec.predictors))
+                for zv, si in zip(z[p, start:end].tolist(), s[start:end]):
+                    _put(enc, spec, zv, si)
     return enc.payload()
 
 
 def _best_block_scale(spec: LosslessSpec, d: np.ndarray, costs: np.ndarray) -> int:
     """The scale index whose row codes the block's differences cheapest (code-length estimates)."""
-    shift = np.asarray(spec.shift)[:, None]
-    q = d[None, :] >> shift
-    inside = (q >= -spec.bins) & (q < spec.bins)
-    sym = np.where(inside, q + spec.bins, 2 * spec.bins)
-    bits = np.take_along_axis(costs, sym, axis=1).sum(1) + ((np.where(inside, shift, ESCAPE_BITS)).sum(1) << COST_BITS)
-    return int(np.argmin(bits))
+    scales = np.arange(len(spec.shift))
+    return int(np.argmin(_code_costs(spec, d[None, :], scales[:, None].repeat(len(d), 1), costs).sum(1)))
 
 
 def decode_channels(spec: LosslessSpec, payload: bytes, channels: int, n: int, engine: LevelEngine) -> np.ndarray:
@@ -227,8 +253,14 @@ def decode_channels(spec: LosslessSpec, payload: bytes, channels: int, n: int, e
         x = _checked(coarse, w, "coarse")
         for level in range(spec.levels - 1, -1, -1):
             count = sizes[level] - len(x)
-            mu, s = _level_outputs(engine, level, x, count)
-            b = [m + _get(dec, spec, si) for m, si in zip(mu, s)]
+            mu, s = _level_outputs(engine, level, x, count, spec.predictors)
+            b = []
+            for start in range(0, count, spec.block):
+                p = dec.raw(index_bits(spec.predictors)) if spec.predictors > 1 else 0
+                if p >= spec.predictors:
+                    raise ValueError(f"corrupt stream: predictor {p} of {spec.predictors}")
+                end = min(start + spec.block, count)
+                b += [m + _get(dec, spec, si) for m, si in zip(mu[p, start:end].tolist(), s[start:end])]
             full = np.empty(sizes[level], dtype=np.int64)
             full[0::2], full[1::2] = x, _checked(b, w, f"level {level}")
             x = full

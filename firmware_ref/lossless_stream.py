@@ -41,7 +41,7 @@ def reference_engine(prog: Program) -> LevelEngine:
         env: Dict[str, np.ndarray] = {f"a{level}": check_input(prog, f"a{level}", a.reshape(1, 1, -1))}
         for op in plans[level]:
             env[op.output] = REGISTRY[op.kind].kernel(prog, op, [env[t] for t in op.inputs])
-        return env[f"mu{level}"][0, 0], env[f"scale{level}"][0, 0]
+        return env[f"mu{level}"][0], env[f"scale{level}"][0, 0]
     return run
 
 
@@ -53,7 +53,7 @@ def tvm_engine(prog: Program) -> LevelEngine:
     def run(level: int, a: np.ndarray):
         ins = {f"a{i}": (a.reshape(1, 1, -1).astype(np.int16) if i == level else dummy) for i in range(levels)}
         outs = dec(ins)
-        return outs[2 * level][0, 0], outs[2 * level + 1][0, 0]
+        return outs[2 * level][0], outs[2 * level + 1][0, 0]
     return run
 
 

@@ -43,6 +43,8 @@ class IdfAudioConfig(BaseModel):
     hidden: int = Field(16, ge=1, le=64)
     hidden_frac: int = Field(4, ge=0, le=7)
     kernel: int = Field(5, ge=1, le=15)         # odd
+    predictors: int = Field(1, ge=1, le=16)     # P mu filters per level; each block of `block` odd samples uses one
+    block: int = Field(256, ge=16, le=4096)     # (the encoder picks the cheapest, the stream names it)
 
     @model_validator(mode="after")
     def _shapes(self):
@@ -94,8 +96,9 @@ class Level(nn.Module):
         super().__init__()
         self.cfg, self.quant = cfg, quant
         r = cfg.taps // 2
-        mu = torch.zeros(1, 1, cfg.taps)
-        mu[0, 0, r - 1] = mu[0, 0, r] = 0.5        # start as linear interpolation
+        mu = torch.zeros(cfg.predictors, 1, cfg.taps)
+        mu[:, 0, r - 1] = mu[:, 0, r] = 0.5        # start as linear interpolation, the others perturbed to differ
+        mu[1:] += 0.03 * torch.randn(cfg.predictors - 1, 1, cfg.taps, generator=torch.Generator().manual_seed(0))
         self.mu = nn.Parameter(mu)
         self.register_buffer("feat", torch.tensor(FEATURE_KERNELS, dtype=torch.float64)[:, None, :])
         self.hidden = nn.Conv1d(len(FEATURE_KERNELS), cfg.hidden, cfg.kernel, padding=cfg.kernel // 2)
@@ -111,7 +114,7 @@ class Level(nn.Module):
         return log2_abs_torch(torch.clamp(d, -2 ** 15, 2 ** 15 - 1), self.cfg.log_frac)
 
     def forward(self, a: torch.Tensor):
-        """a (N, 1, n) integer-valued float64 -> (mu (N, 1, n), s (N, 1, n)), float64; integers under QAT."""
+        """a (N, 1, n) integer-valued float64 -> (mu (N, P, n), s (N, 1, n)), float64; integers under QAT."""
         c, r = self.cfg, self.cfg.taps // 2
         ap = F.pad(a, (r - 1, r))
         f = self.features(a)
@@ -185,7 +188,12 @@ class IdfAudio(nn.Module):
             a, b = xs[level + 1], xs[level][..., 1::2]
             mu, s = net(a)
             n = b.shape[-1]
-            bits = bits + logistic_bits(b - mu[..., :n], s[..., :n]).sum(dim=(1, 2))
+            per = logistic_bits(b - mu[..., :n], s[..., :n])          # (N, P, n)
+            blocks = -(-n // self.cfg.block)
+            per = F.pad(per, (0, blocks * self.cfg.block - n)).reshape(*per.shape[:2], blocks, self.cfg.block)
+            # each block codes with its cheapest predictor and names it (what the encoder does)
+            side = blocks * ((self.cfg.predictors - 1).bit_length())
+            bits = bits + per.sum(-1).min(dim=1).values.sum(-1) + side
         return bits
 
     def coarse_bits(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,7 +206,7 @@ class IdfAudio(nn.Module):
     def macs_per_sample(self) -> float:
         """Decoder MACs per output sample: level l runs once per sample of a, 2**-(l+1) of the samples."""
         c = self.cfg
-        per_position = c.taps + 3 * len(FEATURE_KERNELS) + len(FEATURE_KERNELS) * c.hidden * c.kernel + c.hidden * 3
+        per_position = c.predictors * c.taps + 3 * len(FEATURE_KERNELS) + len(FEATURE_KERNELS) * c.hidden * c.kernel + c.hidden * 3
         return sum(per_position * 2.0 ** -(level + 1) for level in range(c.levels))
 
     def summary(self) -> dict:

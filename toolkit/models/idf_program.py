@@ -17,7 +17,7 @@ from bpgan.firmware_ref.program import Program
 
 from .idf_audio import FEATURE_KERNELS, SCALES, IdfAudio
 
-PRECISION_BITS, BINS, BLOCK = 16, 64, 256
+PRECISION_BITS, BINS = 16, 64
 
 
 def _int(t: torch.Tensor) -> np.ndarray:
@@ -32,13 +32,13 @@ def idf_program(model: IdfAudio, meta: dict = None) -> Program:
     b = ProgramBuilder(dict(meta or {}))
     b.meta.update({"input_sizes": "independent",
                    "lossless": {"levels": cfg.levels, "precision_bits": PRECISION_BITS, "bins": BINS,
-                                "block": BLOCK}})
+                                "block": cfg.block, "predictors": cfg.predictors}})
     outs = []
     r = cfg.taps // 2
     for level, net in enumerate(model.generator):
         a = b.input(f"a{level}", "int16", 0, 1)
         w_mu = _int(torch.clamp(torch.floor(net.mu.detach().double() * 2 ** cfg.tap_frac + 0.5), -127, 127))
-        mu = b.conv("conv1d", f"l{level}.mu", a, w_mu, np.zeros(1), cfg.tap_frac, "int16", 0,
+        mu = b.conv("conv1d", f"l{level}.mu", a, w_mu, np.zeros(cfg.predictors), cfg.tap_frac, "int16", 0,
                     padding=[r - 1, r], out=f"mu{level}")
         feat = b.conv("conv1d", f"l{level}.feat", a, np.asarray(FEATURE_KERNELS)[:, None, :],
                       np.zeros(len(FEATURE_KERNELS)), 0, "int16", 0, padding=[1, 1])
