@@ -29,10 +29,12 @@ def encode_pcm_file(prog_name: str, model_file: Path, source, output: Path) -> i
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)
     n = samples.size
-    ratio = 2 * n / len(data) if len(data) else float("inf")
-    print(f"{prog_name}: {output}: {len(data)} bytes, ratio {ratio:.3f} against 16-bit PCM, "
-          f"{8 * len(data) / max(n, 1):.2f} bits/sample ({samples.shape[0]} channel(s) x {samples.shape[1]} samples "
-          f"at {rate} Hz)")
+    shape = f"{samples.shape[0]} channel(s) x {samples.shape[1]} samples at {rate} Hz"
+    if n == 0:
+        print(f"{prog_name}: {output}: {len(data)} bytes (header only: {shape}); exact round trip")
+        return 0
+    print(f"{prog_name}: {output}: {len(data)} bytes, ratio {2 * n / len(data):.3f} against 16-bit PCM, "
+          f"{8 * len(data) / n:.2f} bits/sample ({shape})")
     print(f"{prog_name}: exact round trip through the reference decoder; encode {n / max(t1 - t0, 1e-9):,.0f} "
           f"samples/s, decode {n / max(t2 - t1, 1e-9):,.0f} samples/s")
     return 0

@@ -19,6 +19,8 @@ def read_pcm(path) -> Tuple[np.ndarray, int]:
     import soundfile as sf
 
     path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
     try:
         info = sf.info(str(path))
     except Exception as e:  # noqa: BLE001 - libsndfile's messages vary; one line for all
