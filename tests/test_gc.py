@@ -173,3 +173,26 @@ def test_noise_channels_train_but_export_is_refused_in_one_line(tmp_path, capsys
     assert export_cli.main([str(tmp_path), "--target", "llvm"]) == 2
     err = capsys.readouterr().err
     assert "noise_channels 2 has no integer-program form" in err and err.count("\n") == 1
+
+
+def test_tiny_compressgan_recipe_trains_with_vgg_codes_with_the_context_prior_and_decodes_identically(tmp_path,
+                                                                                                     capsys):
+    """recipes/compressgan-light.yaml in miniature: gc with batch norm and the VGG19 term (the seeded substitute),
+    the context prior estimated by bpgan-encode --context-prior, exported after it: the program carries the
+    (C, (L+1) L, L) table and reference and TVM write the same PNG."""
+    from bpgan.export.pipeline import export_run
+    from bpgan.toolkit.cli import encode as encode_cli
+    from bpgan.toolkit.datasets import embedded_image_path
+    model = dict(TINY_GC, norm="batch")
+    stages = {"float": {"steps": 2}, "qat": {"steps": 2}}
+    run = tmp_path / "run"
+    train_and_export(write_tiny(tmp_path / "tiny-cg.yaml", model=model, stages=stages,
+                                loss={"mse": 1.0, "vgg": 1.0}), run)
+    assert "vgg" in (run / "qat" / "metrics.json").read_text()
+    assert encode_cli.main([str(run), str(embedded_image_path()), "-o", str(tmp_path / "p.bpg"), "--iters", "0",
+                            "--prior-from", "embedded", "--prior-crops", "4", "--context-prior"]) == 0
+    capsys.readouterr()
+    export_run(run, "llvm")
+    prior = load_program(run / "export").prior()
+    assert prior.shape == (4, 5 * 4, 4)
+    assert_ref_and_tvm_write_the_same_png(run, tmp_path)
