@@ -247,3 +247,9 @@ def test_tiny_recipe_trains_exports_and_round_trips_on_both_engines(tmp_path, ca
         assert rate == 11025 and np.array_equal(back, x) and sf.info(str(out)).subtype == "PCM_16"
     assert decode_cli.main([str(run), str(tmp_path / "a.bpg"), "-o", str(tmp_path / "x.png")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    import bpgan   # the Python API: int16 samples in, the same samples out
+    model = bpgan.load_model(run)
+    data = bpgan.encode(model, x.T.copy(), sample_rate=11025)
+    assert data == (tmp_path / "a.bpg").read_bytes() and np.array_equal(bpgan.decode(data, model), x.T)
+    with pytest.raises(ValueError, match="int16"):
+        bpgan.encode(model, x.T.astype(np.float32), sample_rate=11025)
