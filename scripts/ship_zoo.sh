@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copy a finished, exported run into zoo/NAME: what encoding and decoding need, nothing host-specific.
 #   bash scripts/ship_zoo.sh runs/image-light bpgan-image-light recipes/bpgan-image-light.yaml
-# Kept: the final stage's model.pt (float encoder + 8-bit generator + masks), prior.npy, metrics.json;
+# Kept: the final stage's model.pt (float encoder + 8-bit generator + masks), prior.npy (lossy models), metrics.json;
 # the integer program (export/program.json + program.npz) and its test vectors; report.md/json,
 # curves.png and the recipe; a golden bitstream with its decoded integers (scripts/golden_streams.py). Not kept: the TVM library (built for this CPU; bpgan-export rebuilds it).
 set -euo pipefail
@@ -10,7 +10,8 @@ STAGE=$(basename "$(dirname "$(${VENV:-.venv}/bin/python -c "import sys; from bp
 DEST=zoo/$NAME
 test -f "$RUN/export/program.json" || { echo "ship_zoo: $RUN has no export; run bpgan-export $RUN --target llvm" >&2; exit 2; }
 rm -rf "$DEST" && mkdir -p "$DEST/$STAGE" "$DEST/export"
-cp "$RUN/$STAGE"/{model.pt,prior.npy,metrics.json} "$DEST/$STAGE/"
+cp "$RUN/$STAGE"/{model.pt,metrics.json} "$DEST/$STAGE/"
+if [ -f "$RUN/$STAGE/prior.npy" ]; then cp "$RUN/$STAGE/prior.npy" "$DEST/$STAGE/"; fi   # lossless: tables in the program
 cp "$RUN/export"/{program.json,program.npz,test_vectors.npz} "$DEST/export/"
 cp "$RUN"/{report.md,report.json,curves.png} "$DEST/"
 # zoo/NAME sits one folder deeper than recipes/: its copy's relative data paths get one more ../

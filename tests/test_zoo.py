@@ -1,4 +1,5 @@
 """The shipped models: consistent files, CLI defaults, and the quality they were shipped with."""
+import json
 import re
 
 import numpy as np
@@ -18,13 +19,15 @@ from bpgan.toolkit.zoo import DEFAULTS, ZOO
 from conftest import REPO
 
 SHIPPED = sorted(p.name for p in ZOO.iterdir() if (p / "export" / "program.json").is_file())
+LOSSLESS = [n for n in SHIPPED if "lossless" in json.loads((ZOO / n / "export" / "program.json").read_text())["meta"]]
+LOSSY = [n for n in SHIPPED if n not in LOSSLESS]
 
 
 def test_the_defaults_are_shipped():
     assert set(DEFAULTS.values()) <= set(SHIPPED)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", LOSSY)
 def test_shipped_program_is_the_shipped_model_and_prior(name):
     model_file = final_model_path(ZOO / name)
     model, blob = load_model(model_file)
@@ -33,7 +36,7 @@ def test_shipped_program_is_the_shipped_model_and_prior(name):
     assert blob["quant"] is not None and blob["masks"]
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", LOSSY)
 def test_shipped_test_vectors_decode_bit_exactly(name):
     prog = load_program(ZOO / name / "export")
     with np.load(ZOO / name / "export" / "test_vectors.npz") as z:
@@ -54,12 +57,16 @@ def test_shipped_golden_streams_decode_bit_exactly_through_the_one_decode_path(n
         want = z["output"]
     header, got = decode_bitstream(prog, data)
     assert header.version == 2 and got.dtype == want.dtype and np.array_equal(got, want)
-    out = tmp_path / ("g.png" if header.modality == "image" else "g.npz")
+    out = tmp_path / {"image": "g.png", "audio": "g.npz", "lossless": "g.wav"}[header.modality]
     assert decode_main([str(ZOO / name / "export" / "golden.bpg"), "-o", str(out)]) == 0
     assert f"zoo/{name}" in capsys.readouterr().out
     if header.modality == "image":
         with Image.open(out) as im:
             assert np.array_equal(np.asarray(im), to_hwc_image(want, 7))
+    elif header.modality == "lossless":
+        import soundfile as sf
+        back, rate = sf.read(out, dtype="int16", always_2d=True)
+        assert rate == header.sample_rate and np.array_equal(back.T, want)
     else:
         with np.load(out) as z:
             assert np.array_equal(z["mel"], want[0])
@@ -119,3 +126,29 @@ def test_the_shipped_recipe_copy_is_the_recipe_and_validates_where_it_lies(name)
     if not SHARED_DATA.is_dir():
         pytest.skip(f"no {SHARED_DATA}: the data paths cannot be checked")
     assert load_recipe(ZOO / name / "recipe.yaml").name
+
+
+@pytest.mark.parametrize("name", LOSSLESS)
+def test_shipped_lossless_model_is_its_program_and_its_vectors_decode(name):
+    """The QAT model rebuilds the shipped program byte for byte (so the model hash too); the test vectors' every
+    level and stream decode exactly; silence costs next to nothing; the embedded clip comes back exactly."""
+    from bpgan.firmware_ref.lossless import split_levels
+    from bpgan.firmware_ref.lossless_stream import decode_lossless, encode_lossless, reference_engine
+    from bpgan.toolkit.audio.pcm import read_pcm
+    from bpgan.toolkit.models.idf_program import idf_program
+    model, blob = load_model(final_model_path(ZOO / name))
+    prog = load_program(ZOO / name / "export")
+    rebuilt = idf_program(model, {"model": blob["model"], "stage": blob["stage"], "config": blob["config"]})
+    assert rebuilt.meta["model_hash"] == prog.meta["model_hash"] and blob["quant"] is not None
+    run = reference_engine(prog)
+    with np.load(ZOO / name / "export" / "test_vectors.npz") as z:
+        x, stream = z["samples"], z["stream"].tobytes()
+        for c, signal in enumerate(x):
+            for level, a in enumerate(split_levels(signal, prog.meta["lossless"]["levels"])[1:]):
+                mu, s = run(level, a.astype(np.int16))
+                assert np.array_equal(mu, z[f"ch{c}/mu{level}"]) and np.array_equal(s, z[f"ch{c}/scale{level}"])
+    assert np.array_equal(decode_lossless(prog, stream)[1], x)
+    assert len(encode_lossless(prog, np.zeros((1, 22050), np.int16), 22050)) < 1000   # 1 s of silence
+    clip, rate = read_pcm(REPO / "toolkit" / "datasets" / "lj001-0013-8k.wav")
+    data = encode_lossless(prog, clip, rate)
+    assert np.array_equal(decode_lossless(prog, data)[1], clip) and len(data) < clip.nbytes / 1.3
