@@ -19,9 +19,14 @@ logistic. Stream payload (rans.py), per channel in turn:
   coarse signal x_K (ceil(n / 2**K) samples), in blocks of B: the block's scale index (6 raw bits), then
   its first differences x_K[i] - x_K[i - 1] (x_K[-1] = 0) with that row;
   then levels K-1 .. 0: per block of `block` odd samples, its predictor index (ceil(log2 P) raw bits, none
-  when P = 1), then the z of each odd sample, in order, each with the row of its scale index.
+  when P = 1) and its mode (3 raw bits): ZERO_BLOCK (every z of the block is 0, nothing more is coded), or an
+  index into SCALE_OFFSETS, then the z of each odd sample, in order, each with the row of
+  clip(s + offset, 0, 63), s its predicted scale index. The encoder picks the cheapest predictor and mode per
+  block: the offset corrects the learned scale where the signal is not what it was trained on (a much
+  quieter or louder recording), the zero block codes digital silence in 3 bits per block.
 A decoded sample outside int16, or a payload with words left over, is a corrupt stream. The decoder's
-work is bounded by the payload (rans.py): every sample costs at least the cheapest row's cost.
+work is bounded by the payload (rans.py): every sample costs at least the cheapest row's cost, or, in a
+zero block, its share of the block's 3 mode bits (block <= MAX_BLOCK: at least 1/256 bit a sample).
 """
 from dataclasses import dataclass
 from typing import Callable, List, Tuple
@@ -36,6 +41,10 @@ ESCAPE_BITS = 17            # z + 65535 in [0, 131070]
 ESCAPE_OFFSET = 65535
 SCALE_BITS = 6              # a coarse block's scale index
 WASTED_BITS = 4             # a channel's wasted low bits, 0..15
+SCALE_OFFSETS = (0, -4, -8, -16, -32, 4, 8)   # per level block, added to the predicted scale index (x 2^(1/4))
+ZERO_BLOCK = len(SCALE_OFFSETS)               # the block's residuals are all 0
+MODE_BITS = 3
+MAX_BLOCK = MODE_BITS << COST_BITS            # 768: a zero block still costs >= 1/256 bit per sample it yields
 LevelEngine = Callable[[int, np.ndarray], Tuple[np.ndarray, np.ndarray]]   # (level, a (n,)) -> (mu (P, n), s (n,))
 
 
@@ -98,10 +107,10 @@ class LosslessSpec:
             raise ProgramError("meta.lossless needs integer levels, precision_bits, bins, block") from None
         freq = prog.arrays.get("lossless.freq")
         predictors = m.get("predictors", 1)
-        if not (1 <= levels <= 16 and 8 <= precision <= 24 and 1 <= bins <= 4096 and 1 <= block <= 1 << 16) \
+        if not (1 <= levels <= 16 and 8 <= precision <= 24 and 1 <= bins <= 4096 and 1 <= block <= MAX_BLOCK) \
                 or not isinstance(predictors, int) or not 1 <= predictors <= 256:
-            raise ProgramError("meta.lossless: levels 1..16, precision_bits 8..24, bins 1..4096, block 1..65536, "
-                               "predictors 1..256")
+            raise ProgramError(f"meta.lossless: levels 1..16, precision_bits 8..24, bins 1..4096, block 1..{MAX_BLOCK}, "
+                               f"predictors 1..256")
         if freq is None or freq.dtype != np.uint32 or freq.ndim != 2 or freq.shape[1] != 2 * bins + 1 \
                 or freq.shape[0] != 1 << SCALE_BITS or freq.min() < 1 \
                 or np.any(freq.sum(1, dtype=np.int64) != 1 << precision):
@@ -184,6 +193,12 @@ def _level_outputs(engine: LevelEngine, level: int, a: np.ndarray, count: int, p
     return mu[:, :count], s[:count].tolist()
 
 
+def offset_rows(s: np.ndarray) -> np.ndarray:
+    """(len(SCALE_OFFSETS), n): the scale rows of every offset, clip(s + offset, 0, 63)."""
+    return np.clip(np.asarray(s, dtype=np.int64)[None, :] + np.asarray(SCALE_OFFSETS)[:, None], 0,
+                   (1 << SCALE_BITS) - 1)
+
+
 def index_bits(predictors: int) -> int:
     return (predictors - 1).bit_length()
 
@@ -216,15 +231,22 @@ def encode_channels(spec: LosslessSpec, samples: np.ndarray, engine: LevelEngine
         for level in range(spec.levels - 1, -1, -1):
             a, b = xs[level + 1], xs[level][1::2]
             mu, s = _level_outputs(engine, level, a, len(b), spec.predictors)
-            z = b[None, :] - mu
+            z, s = b[None, :] - mu, np.asarray(s, dtype=np.int64)
             for start in range(0, len(b), spec.block):
                 end = min(start + spec.block, len(b))
-                p = 0
+                zero = np.flatnonzero(~np.any(z[:, start:end], axis=1))
+                if zero.size:
+                    p, o = int(zero[0]), ZERO_BLOCK
+                else:
+                    rows = offset_rows(s[start:end])                                  # (offsets, n)
+                    cost = _code_costs(spec, z[:, None, start:end], rows, costs).sum(-1)   # (P, offsets)
+                    p, o = divmod(int(np.argmin(cost)), len(SCALE_OFFSETS))
                 if spec.predictors > 1:
-                    p = int(np.argmin(_code_costs(spec, z[:, start:end], np.asarray(s[start:end]), costs).sum(1)))
                     enc.raw(p, index_bits(spec.predictors))
-                for zv, si in zip(z[p, start:end].tolist(), s[start:end]):
-                    _put(enc, spec, zv, si)
+                enc.raw(o, MODE_BITS)
+                if o != ZERO_BLOCK:
+                    for zv, si in zip(z[p, start:end].tolist(), rows[o].tolist()):
+                        _put(enc, spec, zv, si)
     return enc.payload()
 
 
@@ -237,7 +259,7 @@ def _best_block_scale(spec: LosslessSpec, d: np.ndarray, costs: np.ndarray) -> i
 def decode_channels(spec: LosslessSpec, payload: bytes, channels: int, n: int, engine: LevelEngine) -> np.ndarray:
     """payload -> int16 samples (channels, n); ValueError (one line) on a corrupt payload."""
     dec = RansDecoder(payload, spec.precision)
-    cheapest = min(min(row) for row in spec.costs)
+    cheapest = min(min(min(row) for row in spec.costs), (MODE_BITS << COST_BITS) // spec.block)
     if channels * n * cheapest > payload_budget(len(dec.words) + 2):
         raise ValueError(f"payload of {len(payload)} bytes cannot carry {channels} x {n} samples")
     sizes = level_sizes(n, spec.levels)
@@ -259,8 +281,15 @@ def decode_channels(spec: LosslessSpec, payload: bytes, channels: int, n: int, e
                 p = dec.raw(index_bits(spec.predictors)) if spec.predictors > 1 else 0
                 if p >= spec.predictors:
                     raise ValueError(f"corrupt stream: predictor {p} of {spec.predictors}")
-                end = min(start + spec.block, count)
-                b += [m + _get(dec, spec, si) for m, si in zip(mu[p, start:end].tolist(), s[start:end])]
+                mode, end = dec.raw(MODE_BITS), min(start + spec.block, count)
+                if mode == ZERO_BLOCK:
+                    b += mu[p, start:end].tolist()   # paid for by the mode's 3 bits: see MAX_BLOCK
+                    continue
+                if mode > ZERO_BLOCK:
+                    raise ValueError(f"corrupt stream: block mode {mode}")
+                offset = SCALE_OFFSETS[mode]
+                b += [m + _get(dec, spec, min(max(si + offset, 0), (1 << SCALE_BITS) - 1))
+                      for m, si in zip(mu[p, start:end].tolist(), s[start:end])]
             full = np.empty(sizes[level], dtype=np.int64)
             full[0::2], full[1::2] = x, _checked(b, w, f"level {level}")
             x = full

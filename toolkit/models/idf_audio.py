@@ -44,7 +44,7 @@ class IdfAudioConfig(BaseModel):
     hidden_frac: int = Field(4, ge=0, le=7)
     kernel: int = Field(5, ge=1, le=15)         # odd
     predictors: int = Field(1, ge=1, le=16)     # P mu filters per level; each block of `block` odd samples uses one
-    block: int = Field(256, ge=16, le=4096)     # (the encoder picks the cheapest, the stream names it)
+    block: int = Field(256, ge=16, le=768)      # (the encoder picks the cheapest, the stream names it)
 
     @model_validator(mode="after")
     def _shapes(self):
