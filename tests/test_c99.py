@@ -431,7 +431,8 @@ def test_cortex_m4_bare_metal_under_qemu_system_arm_is_byte_identical(image, tmp
             assert out.read_bytes() == want
 
 
-@pytest.mark.parametrize("name", ["bpgan-image-light", "bpgan-audio-light", "sae-spn-light", "gc-light"])
+@pytest.mark.parametrize("name", ["bpgan-image-light", "bpgan-audio-light", "sae-spn-light", "gc-light",
+                                  "compressgan-light"])
 def test_the_shipped_golden_streams_decode_byte_identical_on_every_target(name, tmp_path):
     """zoo/NAME/export/golden.bpg through the C decoder of the shipped program: native, qemu-user, Cortex-M4."""
     from bpgan.export.c99 import emit_c99

@@ -13,8 +13,8 @@ import numpy as np
 import bpgan
 from bpgan.toolkit.zoo import ZOO
 assert "site-packages" in str(ZOO), ZOO
-for name in ("bpgan-image-light", "bpgan-image-light-c12", "sae-spn-light", "gc-light", "idf-speech-light",
-             "bpgan-audio-light"):
+for name in ("bpgan-image-light", "bpgan-image-light-c12", "sae-spn-light", "gc-light", "compressgan-light",
+             "idf-speech-light", "bpgan-audio-light"):
     golden = ZOO / name / "export"
     header, ints = bpgan.decode_integers((golden / "golden.bpg").read_bytes())
     assert np.array_equal(ints, np.load(golden / "golden.npz")["output"]), name
@@ -38,7 +38,7 @@ def wheel(tmp_path_factory):
 def test_the_wheel_carries_the_zoo_and_every_package(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for entry in ("bpgan-image-light", "bpgan-image-light-c12", "bpgan-audio-light", "sae-spn-light", "gc-light",
-                  "idf-speech-light"):
+                  "compressgan-light", "idf-speech-light"):
         assert f"bpgan/zoo/{entry}/export/program.npz" in names and f"bpgan/zoo/{entry}/export/golden.bpg" in names
     assert "bpgan/__init__.py" in names and "bpgan/firmware_ref/ops/registry.py" in names
     assert not any(n.endswith((".so", ".onnx")) for n in names)  # host-built TVM libraries stay out
