@@ -100,8 +100,12 @@ def render_markdown(rep: dict) -> str:
               f"- MACs per output {rep.get('output_unit', 'pixel')}: {rep['generator_macs_per_pixel']:,.0f}", "",
               "| storage | bytes | vs float32 |", "|---|---|---|"]
     for k in ("float32_dense", "int8_dense", "int8_sparse", "codebook_sparse"):
+        if z[k] is None and k != "int8_dense":   # a stage the run did not have (no pruning, no codebooks)
+            continue
         ratio = None if z[k] is None else z["float32_dense"] / z[k]
         lines.append(f"| {k} | {'-' if z[k] is None else f'{z[k]:,}'} | {_fmt(ratio, '.1f')}x |")
+    if not rep["sparsity"]:   # a model without prunable generator layers (the lossless flow)
+        return "\n".join(lines) + "\n"
     lines += ["", "## Per-layer sparsity", "",
               f"| layer | weights | target | pruned | int8 zeros | kMAC/{rep.get('output_unit', 'pixel')} |",
               "|---|---|---|---|---|---|"]
