@@ -116,8 +116,6 @@ class LosslessSpec:
                 or np.any(freq.sum(1, dtype=np.int64) != 1 << precision):
             raise ProgramError(f"lossless.freq must be ({1 << SCALE_BITS}, 2 * bins + 1) uint32 >= 1 summing to "
                                f"2**precision_bits per row")
-        if code_floor(freq, precision) < 1:
-            raise ProgramError("lossless.freq has a row entry so likely it costs nothing: refused (unbounded work)")
         want_in = [f"a{level}" for level in range(levels)]
         want_out = [t for level in range(levels) for t in (f"mu{level}", f"scale{level}")]
         if prog.inputs != want_in or prog.outputs != want_out:
@@ -129,13 +127,10 @@ class LosslessSpec:
             if prog.tensors[f"mu{level}"]["channels"] != predictors or prog.tensors[f"scale{level}"]["channels"] != 1:
                 raise ProgramError(f"level {level}: mu needs {predictors} channel(s) (the predictors), scale one")
         cdfs, costs = row_tables(freq, precision)
+        if min(min(row) for row in costs) < 1:
+            raise ProgramError("lossless.freq has a row entry so likely it costs nothing: refused (unbounded work)")
         return cls(levels, predictors, precision, bins, block, tuple(int(v) for v in scale_shift(np.arange(len(freq)))),
                    cdfs, costs)
-
-
-def code_floor(freq: np.ndarray, precision: int) -> int:
-    from .ans import code_costs
-    return int(code_costs(freq, precision).min())
 
 
 def level_sizes(n: int, levels: int) -> List[int]:
@@ -152,16 +147,24 @@ def wasted_bits(x: np.ndarray) -> int:
     return 0 if nz == 0 else min(int((int(nz) & -int(nz)).bit_length() - 1), 15)
 
 
-def _put(enc: RansEncoder, spec: LosslessSpec, z: int, s: int) -> None:
-    k = spec.shift[s]
-    q = z >> k
-    if -spec.bins <= q < spec.bins:
-        enc.symbol(spec.cdfs[s], q + spec.bins)
+def _symbolize(spec: LosslessSpec, z: np.ndarray, s: np.ndarray):
+    """Residuals z under scale rows s (broadcast) -> (symbol, raw value, raw bits): the bin q = z >> shift[s]
+    and z - (q << shift[s]) in shift[s] raw bits when -Q <= q < Q, else the escape and z + 65535 in 17 bits."""
+    shift = np.asarray(spec.shift)[s]
+    q = z >> shift
+    inside = (q >= -spec.bins) & (q < spec.bins)
+    return (np.where(inside, q + spec.bins, 2 * spec.bins), np.where(inside, z - (q << shift), z + ESCAPE_OFFSET),
+            np.where(inside, shift, ESCAPE_BITS))
+
+
+def _put(enc: RansEncoder, spec: LosslessSpec, z: np.ndarray, s: np.ndarray) -> None:
+    """Code residuals z (n,), each with its scale row s (n,, or one row for all)."""
+    s = np.broadcast_to(s, z.shape)
+    sym, raw, bits = _symbolize(spec, z, s)
+    for si, symbol, value, k in zip(s.tolist(), sym.tolist(), raw.tolist(), bits.tolist()):
+        enc.symbol(spec.cdfs[si], symbol)
         if k:
-            enc.raw(z - (q << k), k)
-    else:
-        enc.symbol(spec.cdfs[s], 2 * spec.bins)
-        enc.raw(z + ESCAPE_OFFSET, ESCAPE_BITS)
+            enc.raw(value, k)
 
 
 def _get(dec: RansDecoder, spec: LosslessSpec, s: int) -> int:
@@ -182,21 +185,20 @@ def split_levels(x: np.ndarray, levels: int) -> List[np.ndarray]:
 
 
 def _level_outputs(engine: LevelEngine, level: int, a: np.ndarray, count: int, predictors: int):
-    """-> (mu (P, count) int64, s list of count): the level's program outputs, checked."""
+    """-> (mu (P, count), s (count,)) int64: the level's program outputs, checked."""
     if count == 0:   # no odd samples at this level (signals of 0 or 1 samples): nothing to run
-        return np.zeros((predictors, 0), np.int64), []
+        return np.zeros((predictors, 0), np.int64), np.zeros(0, np.int64)
     mu, s = engine(level, a.astype(np.int16))
     mu, s = np.asarray(mu, dtype=np.int64).reshape(predictors, -1), np.asarray(s, dtype=np.int64).reshape(-1)
     if mu.shape[1] < count or len(s) < count or s[:count].min() < 0 or s[:count].max() >= 1 << SCALE_BITS:
         raise ProgramError(f"level {level}: the program gave {mu.shape[1]} predictions for {count} samples "
                            f"(or scale indices outside [0, {1 << SCALE_BITS}))")
-    return mu[:, :count], s[:count].tolist()
+    return mu[:, :count], s[:count]
 
 
-def offset_rows(s: np.ndarray) -> np.ndarray:
-    """(len(SCALE_OFFSETS), n): the scale rows of every offset, clip(s + offset, 0, 63)."""
-    return np.clip(np.asarray(s, dtype=np.int64)[None, :] + np.asarray(SCALE_OFFSETS)[:, None], 0,
-                   (1 << SCALE_BITS) - 1)
+def offset_rows(s: np.ndarray, offsets=SCALE_OFFSETS) -> np.ndarray:
+    """(len(offsets), n): the scale rows of a block under each offset, clip(s + offset, 0, 63)."""
+    return np.clip(np.asarray(s, dtype=np.int64)[None, :] + np.asarray(offsets)[:, None], 0, (1 << SCALE_BITS) - 1)
 
 
 def index_bits(predictors: int) -> int:
@@ -204,12 +206,9 @@ def index_bits(predictors: int) -> int:
 
 
 def _code_costs(spec: LosslessSpec, z: np.ndarray, s: np.ndarray, costs: np.ndarray) -> np.ndarray:
-    """Cost estimates (1/256 bit) of residuals z (..., n) under scale indices s (n,): what the encoder minimizes."""
-    shift = np.asarray(spec.shift)[s]
-    q = z >> shift
-    inside = (q >= -spec.bins) & (q < spec.bins)
-    sym = np.where(inside, q + spec.bins, 2 * spec.bins)
-    return costs[s, sym] + (np.where(inside, shift, ESCAPE_BITS) << COST_BITS)
+    """Cost estimates (1/256 bit) of residuals z (..., n) under scale rows s (broadcast): what the encoder minimizes."""
+    sym, _, bits = _symbolize(spec, z, s)
+    return costs[s, sym] + (bits << COST_BITS)
 
 
 def encode_channels(spec: LosslessSpec, samples: np.ndarray, engine: LevelEngine) -> bytes:
@@ -226,12 +225,11 @@ def encode_channels(spec: LosslessSpec, samples: np.ndarray, engine: LevelEngine
             d = deltas[start:start + spec.block]
             s = _best_block_scale(spec, d, costs)
             enc.raw(s, SCALE_BITS)
-            for v in d.tolist():
-                _put(enc, spec, v, s)
+            _put(enc, spec, d, np.int64(s))
         for level in range(spec.levels - 1, -1, -1):
             a, b = xs[level + 1], xs[level][1::2]
             mu, s = _level_outputs(engine, level, a, len(b), spec.predictors)
-            z, s = b[None, :] - mu, np.asarray(s, dtype=np.int64)
+            z = b[None, :] - mu
             for start in range(0, len(b), spec.block):
                 end = min(start + spec.block, len(b))
                 zero = np.flatnonzero(~np.any(z[:, start:end], axis=1))
@@ -245,8 +243,7 @@ def encode_channels(spec: LosslessSpec, samples: np.ndarray, engine: LevelEngine
                     enc.raw(p, index_bits(spec.predictors))
                 enc.raw(o, MODE_BITS)
                 if o != ZERO_BLOCK:
-                    for zv, si in zip(z[p, start:end].tolist(), rows[o].tolist()):
-                        _put(enc, spec, zv, si)
+                    _put(enc, spec, z[p, start:end], rows[o])
     return enc.payload()
 
 
@@ -287,9 +284,8 @@ def decode_channels(spec: LosslessSpec, payload: bytes, channels: int, n: int, e
                     continue
                 if mode > ZERO_BLOCK:
                     raise ValueError(f"corrupt stream: block mode {mode}")
-                offset = SCALE_OFFSETS[mode]
-                b += [m + _get(dec, spec, min(max(si + offset, 0), (1 << SCALE_BITS) - 1))
-                      for m, si in zip(mu[p, start:end].tolist(), s[start:end])]
+                rows = offset_rows(s[start:end], (SCALE_OFFSETS[mode],))[0].tolist()
+                b += [m + _get(dec, spec, si) for m, si in zip(mu[p, start:end].tolist(), rows)]
             full = np.empty(sizes[level], dtype=np.int64)
             full[0::2], full[1::2] = x, _checked(b, w, f"level {level}")
             x = full
