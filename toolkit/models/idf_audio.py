@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from bpgan.firmware_ref.ops.log2 import log2_abs
+
+from ..quant.rounding import round_half_up
 from .registry import register_model
 
 SCALES = 64
@@ -62,7 +65,7 @@ def _ste(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
-    return _ste(x, torch.floor(x + 0.5))
+    return _ste(x, round_half_up(x))
 
 
 def pow2_frac(w: torch.Tensor, max_frac: int = 12) -> int:
@@ -73,20 +76,7 @@ def pow2_frac(w: torch.Tensor, max_frac: int = 12) -> int:
 
 def quantize_weight(w: torch.Tensor, frac: int) -> torch.Tensor:
     """int8 codes (as float, straight-through) of w at 2^-frac: clamp(round_half_up(w * 2^frac), -127, 127)."""
-    return _ste(w * 2.0 ** frac, torch.clamp(torch.floor(w.detach() * 2.0 ** frac + 0.5), -127, 127))
-
-
-def log2_abs_torch(d: torch.Tensor, frac: int) -> torch.Tensor:
-    """firmware_ref.ops.log2.log2_abs on integer-valued float64 tensors (exact: every step is an integer)."""
-    u = d.abs() + 1
-    n = torch.zeros_like(u)
-    for k in range(1, 64):
-        ge = u >= 2.0 ** k
-        if not bool(ge.any()):
-            break
-        n = n + ge
-    y = n * 2 ** frac + torch.floor(u * 2 ** frac / 2.0 ** n) - 2 ** frac
-    return torch.clamp(y, 0, 255)
+    return _ste(w * 2.0 ** frac, torch.clamp(round_half_up(w.detach() * 2.0 ** frac), -127, 127))
 
 
 class Level(nn.Module):
@@ -109,9 +99,11 @@ class Level(nn.Module):
             self.scale.bias.fill_(24.0)
 
     def features(self, a: torch.Tensor) -> torch.Tensor:
-        """Integer log features (float64 holding uint8 values at 2^-log_frac); data only, no gradient."""
-        d = F.conv1d(F.pad(a, (1, 1)), self.feat)
-        return log2_abs_torch(torch.clamp(d, -2 ** 15, 2 ** 15 - 1), self.cfg.log_frac)
+        """Integer log features (float64 holding uint8 values at 2^-log_frac); data only, no gradient: the
+        reference kernel itself computes them (one definition of the op; a CPU round trip on a GPU)."""
+        d = torch.clamp(F.conv1d(F.pad(a, (1, 1)), self.feat), -2 ** 15, 2 ** 15 - 1)
+        y = log2_abs(d.detach().cpu().numpy().astype(np.int64), self.cfg.log_frac, (0, 255), "uint8")
+        return torch.from_numpy(y.astype(np.float64)).to(a.device)
 
     def forward(self, a: torch.Tensor):
         """a (N, 1, n) integer-valued float64 -> (mu (N, P, n), s (N, 1, n)), float64; integers under QAT."""
