@@ -37,33 +37,40 @@ def audio_paths(source: str, exclude: Iterable[str] = (), only: Optional[Iterabl
     return paths
 
 
-class MelCrops:
-    """The ImageCrops interface for speech: random_batch (training) and fixed_crops (validation) of mels."""
-
-    def __init__(self, source: str, crop: int, exclude: Iterable[str] = (), only: Optional[Iterable[str]] = None):
-        self.paths = audio_paths(source, exclude, only)
-        self.crop = crop
-        self.mels = [torch.from_numpy(self._at_least(wav_to_mel(read_audio(p).samples))) for p in self.paths]
-
-    def _at_least(self, mel: np.ndarray) -> np.ndarray:
-        short = self.crop - mel.shape[1]
-        return np.pad(mel, ((0, 0), (0, short)), mode="edge") if short > 0 else mel
+class ClipCrops:
+    """The ImageCrops interface over clips held as (channels, T) tensors in self.clips: random_batch
+    (training) and fixed_crops (validation) of `crop` steps along T. MelCrops and PcmCrops fill it."""
+    clips: List[torch.Tensor]
+    crop: int
 
     def random_batch(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
         out = []
         for _ in range(batch_size):
-            mel = self.mels[int(torch.randint(len(self.mels), (1,), generator=gen))]
-            t = int(torch.randint(mel.shape[1] - self.crop + 1, (1,), generator=gen))
-            out.append(mel[:, t:t + self.crop])
+            clip = self.clips[int(torch.randint(len(self.clips), (1,), generator=gen))]
+            t = int(torch.randint(clip.shape[1] - self.crop + 1, (1,), generator=gen))
+            out.append(clip[:, t:t + self.crop])
         return torch.stack(out)
 
     def fixed_crops(self, count: int) -> torch.Tensor:
         """`count` deterministic crops spread over the clips (middle, then start, then end)."""
         crops, c = [], self.crop
         for k in range(count):
-            mel = self.mels[k % len(self.mels)]
-            t_max = mel.shape[1] - c
+            clip = self.clips[k % len(self.clips)]
+            t_max = clip.shape[1] - c
             spots = [t_max // 2, 0, t_max]
-            t = spots[(k // len(self.mels)) % len(spots)]
-            crops.append(mel[:, t:t + c])
+            t = spots[(k // len(self.clips)) % len(spots)]
+            crops.append(clip[:, t:t + c])
         return torch.stack(crops)
+
+
+class MelCrops(ClipCrops):
+    """Speech clips as (64, T) mels; a clip shorter than a crop is padded by repeating its last frame."""
+
+    def __init__(self, source: str, crop: int, exclude: Iterable[str] = (), only: Optional[Iterable[str]] = None):
+        self.paths = audio_paths(source, exclude, only)
+        self.crop = crop
+        self.clips = [torch.from_numpy(self._at_least(wav_to_mel(read_audio(p).samples))) for p in self.paths]
+
+    def _at_least(self, mel: np.ndarray) -> np.ndarray:
+        short = self.crop - mel.shape[1]
+        return np.pad(mel, ((0, 0), (0, short)), mode="edge") if short > 0 else mel
