@@ -29,5 +29,5 @@ for img in "$IMAGES"/*; do
 done
 "$BIN/bpgan-compare" "$RUN" --data "$IMAGES" --quiet
 VENV=${VENV:-.venv} bash scripts/demo_audio.sh   # speech: the shipped model and clip, both engines
-VENV=${VENV:-.venv} bash scripts/demo_lossless.sh   # lossless speech: the shipped flow, exact on both engines
+VENV=${VENV:-.venv} bash scripts/demo_audio.sh idf-speech-light runs/lossless-demo   # lossless: exact samples
 echo "demo: comparison runs/image-demo/compare/compare.md, speech runs/audio-demo/demo, lossless runs/lossless-demo/demo"
