@@ -16,8 +16,7 @@ stage trains the same graph unrounded; QAT rounds weights, activations and mu ex
 (tests/test_idf_audio.py). The loss is the rate: bits per sample of the levels' residuals under the
 logistic (the coarse signal, 2**-K of the samples, is coded by first differences and not trained).
 """
-import math
-from typing import ClassVar, List, Optional
+from typing import ClassVar, List
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ from torch import nn
 
 from bpgan.firmware_ref.ops.log2 import log2_abs
 
-from ..quant.rounding import round_half_up
+from ..quant.fixed import pow2_frac, quantize_weight, round_half_up_ste
 from .registry import register_model
 
 SCALES = 64
@@ -58,25 +57,6 @@ class IdfAudioConfig(BaseModel):
     @property
     def downsample(self) -> int:
         return 1 << self.levels
-
-
-def _ste(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return x + (y - x).detach()
-
-
-def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
-    return _ste(x, round_half_up(x))
-
-
-def pow2_frac(w: torch.Tensor, max_frac: int = 12) -> int:
-    """The finest power-of-two scale 2^-f with every |w| * 2^f <= 127 (f in [0, max_frac])."""
-    m = float(w.detach().abs().max())
-    return max_frac if m == 0 else int(min(max(math.floor(math.log2(127.0 / m)), 0), max_frac))
-
-
-def quantize_weight(w: torch.Tensor, frac: int) -> torch.Tensor:
-    """int8 codes (as float, straight-through) of w at 2^-frac: clamp(round_half_up(w * 2^frac), -127, 127)."""
-    return _ste(w * 2.0 ** frac, torch.clamp(round_half_up(w.detach() * 2.0 ** frac), -127, 127))
 
 
 class Level(nn.Module):
