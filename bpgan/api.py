@@ -41,10 +41,10 @@ class Model:
         return self._program
 
     def torch_model(self):
-        """-> (model, prior table, model hash): what encoding runs (loads PyTorch)."""
+        """-> (model, prior table or learned prior, model hash): what encoding runs (loads PyTorch)."""
         if self._torch is None:
             from bpgan.toolkit.codec.fingerprint import model_hash
-            from bpgan.toolkit.codec.prior import load_prior
+            from bpgan.toolkit.codec.learned import load_stream_prior
             from bpgan.toolkit.training.checkpoint import final_model_path, load_model as load_checkpoint
 
             model_file = final_model_path(self.folder)
@@ -53,7 +53,7 @@ class Model:
                               None)
             if prior_file is None:
                 raise ValueError(f"{self.folder} has no prior.npy; make one with bpgan-encode --prior-from DATA")
-            prior = load_prior(prior_file)
+            prior = load_stream_prior(prior_file)
             self._torch = (model, prior, model_hash(model, prior))
         return self._torch
 

@@ -17,9 +17,11 @@ import numpy as np
 import torch
 
 from bpgan.toolkit.training.checkpoint import final_model_path
+from bpgan.toolkit.codec.learned import ENTROPY_NAME
 
 from bpgan.firmware_ref.bounds import prove_no_overflow
 from bpgan.firmware_ref.decoder import run_program, symbols_to_latent
+from bpgan.firmware_ref.entropy_model import ENTROPY_DIR, LearnedPrior
 from bpgan.firmware_ref.program import PRIOR_KEY, Program
 
 from .onnx_export import custom_ops, export_qcdq, ort_vs_fake_quant
@@ -27,6 +29,7 @@ from .onnx_to_program import onnx_to_program
 
 ONNX_NAME, VECTORS_NAME = "model.qcdq.onnx", "test_vectors.npz"
 VECTOR_SEED, VECTOR_HW = 0, (4, 6)
+ENTROPY_VECTOR_HW = (6, 7)
 
 
 @dataclass
@@ -44,6 +47,7 @@ class ExportReport:
     c99: object = None   # c99.C99Report for --target c99
     qemu: str = ""       # aarch64: tvm.qemu.verify's state line (verified under qemu-aarch64, or why not)
     isa: str = ""        # the kernel family the library was built with (tvm.isa sidecar)
+    entropy: Path = None  # the learned entropy model's program folder or TVM library, when the run has one
 
     def lines(self):
         yield f"integer program {self.out_dir / 'program.json'} ({self.program_hash[:23]}...)"
@@ -60,6 +64,9 @@ class ExportReport:
         yield (f"prior {self.prior_path} stored in the program: bitstreams decode from the program alone" if self.prior_path
                else "no prior.npy in the run: the program decodes latents, not bitstreams "
                     "(bpgan-quantize writes one; or bpgan-encode --prior-from DATA)")
+        if self.entropy is not None:
+            yield (f"learned entropy model {self.out_dir / ENTROPY_DIR}: bitstreams are coded with it"
+                   + (" (TVM library verified bit-exact on its test context)" if self.entropy.suffix == ".so" else ""))
         yield f"test vectors {self.out_dir / VECTORS_NAME}"
         state = "verified bit-exact against the test vectors" if self.verified_on_host else \
             (self.qemu or "cross-compiled; cannot run on this machine, not verified here")
@@ -91,7 +98,10 @@ def _vectors(prog: Program, latent_channels: int, spatial_hw):
 
 
 def attach_prior(prog: Program, model, src: Path):
-    """Put the run's prior table and the bitstream model hash into the program; None if the run has none."""
+    """Put the run's prior table and the bitstream model hash into the program; None if the run has none.
+    With entropy_model.pt beside prior.npy the streams are coded by the learned entropy model: -> (path, (its
+    entropy program, test context, logits)), which export_run saves in entropy/; the program's meta names it by
+    content hash. -> (path, None) without one."""
     from bpgan.toolkit.codec.fingerprint import model_hash
     from bpgan.toolkit.codec.prior import PRECISION_BITS, load_prior
 
@@ -100,9 +110,47 @@ def attach_prior(prog: Program, model, src: Path):
         if path.is_file():
             prior = load_prior(path)
             prog.arrays[PRIOR_KEY] = prior.astype(np.uint32)
-            prog.meta.update({"prior_precision_bits": PRECISION_BITS, "model_hash": model_hash(model, prior).hex()})
-            return path
-    return None
+            key, entropy = prior, learned_entropy_program(path.with_name(ENTROPY_NAME))
+            if entropy is not None:
+                eprog = entropy[0]
+                key = LearnedPrior(eprog, prior)
+                prog.meta["entropy_model"] = {"content_hash": eprog.content_hash, **eprog.meta["entropy_model"]}
+            prog.meta.update({"prior_precision_bits": PRECISION_BITS, "model_hash": model_hash(model, key).hex()})
+            return path, entropy
+    return None, None
+
+
+def learned_entropy_program(path: Path):
+    """entropy_model.pt -> (its entropy program, a random test context, the program's logits on it), checked: the
+    QAT net's logits equal the program's there; None when there is no such file."""
+    from bpgan.toolkit.models.entropy_net import entropy_program, load_entropy_net
+
+    if not path.is_file():
+        return None
+    net = load_entropy_net(path)
+    eprog = entropy_program(net)
+    rng = np.random.default_rng(VECTOR_SEED)
+    ctx = rng.integers(0, net.cfg.centers + 1, size=(1, net.cfg.channels, *ENTROPY_VECTOR_HW)).astype(np.int8)
+    ref = run_program(eprog, ctx)[eprog.outputs[0]]
+    if not np.array_equal(ref, net.integer_logits(torch.from_numpy(ctx.astype(np.int64)))):
+        raise RuntimeError(f"{path}: the entropy program's logits differ from the QAT net's")
+    return eprog, ctx, ref
+
+
+def save_entropy_program(entropy, out_dir: Path, target: str, schedule: str, isa) -> Path:
+    """entropy/program.json + .npz + test_vectors.npz, and for llvm its TVM library, verified on the test context."""
+    from .tvm.lower import TvmDecoder, compile_program
+
+    folder = out_dir / ENTROPY_DIR
+    eprog, ctx, logits = entropy
+    eprog.save(folder)
+    np.savez(folder / VECTORS_NAME, context=ctx, logits=logits)
+    if target != "llvm":
+        return folder
+    lib = compile_program(eprog, target, folder, schedule, isa)
+    if not np.array_equal(TvmDecoder(lib)(ctx), logits):
+        raise RuntimeError("TVM entropy program output differs from the reference on its test context")
+    return lib
 
 
 def compare_lsb(ref_int: np.ndarray, fake_quant: np.ndarray, frac_bits: int) -> dict:
@@ -135,9 +183,14 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
     table = model.quantizer.integer_centers().numpy()
     meta = {"model": blob["model"], "stage": blob["stage"], "config": blob["config"]}
     prog = onnx_to_program(onnx_path, symbol_table=table, meta=meta)
-    report.prior_path = attach_prior(prog, model, src)
+    report.prior_path, entropy = attach_prior(prog, model, src)
     report.worst_accumulators = prove_no_overflow(prog)
     prog.save(out_dir)
+    if entropy is not None:
+        if target == "c99":
+            raise ValueError("the C99 decoder codes with the per-channel prior; this run has a learned entropy "
+                             "model (entropy_model.pt), which the C99 target does not implement yet")
+        report.entropy = save_entropy_program(entropy, out_dir, target, schedule, isa)
     report.program_hash = prog.content_hash
 
     symbols, latent, env = _vectors(prog, cfg.latent_channels, spatial)

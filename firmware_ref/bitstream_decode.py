@@ -17,6 +17,7 @@ import numpy as np
 from .ans import decode_symbols
 from .bitstream import AUDIO_HOP, MAX_DECODE_PIXELS, BitstreamError, Header, output_size, unpack
 from .decoder import decode_latent, symbols_to_latent
+from .entropy_model import LearnedPrior, load_entropy_program
 from .program import Program, ProgramError
 
 ENGINES = ("ref", "tvm")
@@ -32,12 +33,15 @@ class StreamModel:
     downsample: Optional[int] = None     # latent step in output steps (pixels, mel frames); None: unchecked
     out_channels: Optional[int] = None
     modality: Optional[str] = None       # "image" or "audio"; None: unchecked
+    learned: Optional[LearnedPrior] = None   # a learned entropy model codes the stream instead of the table
 
     @classmethod
-    def of(cls, prog: Program) -> "StreamModel":
+    def of(cls, prog: Program, engine: Union[str, Engine] = "ref") -> "StreamModel":
+        """engine: what runs a learned entropy model's program ("ref", "tvm"; a callable engine -> "ref")."""
+        learned = load_entropy_program(prog, engine) if "entropy_model" in prog.meta else None
         return cls(prog.prior(), prog.model_hash(), prog.prior_precision_bits(),
                    prog.meta.get("config", {}).get("downsample"), prog.tensors[prog.outputs[0]].get("channels"),
-                   prog.modality)
+                   prog.modality, learned)
 
 
 def engine_for(prog: Program, engine: Union[str, Engine] = "ref", band_rows: Optional[int] = None) -> Engine:
@@ -78,6 +82,13 @@ def read_symbols(model: StreamModel, data: bytes, max_pixels: int = MAX_DECODE_P
     if table.ndim == 3 and header.modality != "image":
         raise BitstreamError("a context prior codes (C, h, w) image latents, not audio")
     output_size(header, model.downsample, max_pixels)  # size limits before any decoding work
+    if model.learned is not None:
+        if not header.sealed or header.modality != "image":
+            raise BitstreamError("a learned entropy model codes sealed (version 2) image streams")
+        try:
+            return header, model.learned.decode(payload, header.latent_shape)
+        except ValueError as e:
+            raise BitstreamError(f"entropy decoding failed: {e}") from None
     try:
         symbols = decode_symbols(payload, table, header.latent_shape, model.precision_bits, header.sealed)
     except ValueError as e:
@@ -101,7 +112,7 @@ def decode_bitstream(prog: Program, data: bytes, engine: Union[str, Engine] = "r
     if prog.modality == "lossless":
         from .lossless_stream import decode_lossless
         return decode_lossless(prog, data, engine)
-    model = StreamModel.of(prog)
+    model = StreamModel.of(prog, engine if engine in ENGINES else "ref")
     header, symbols = read_symbols(model, data, max_pixels)
     return header, _run(model, header, symbols, engine_for(prog, engine, band_rows), max_pixels)
 

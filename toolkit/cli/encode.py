@@ -22,7 +22,8 @@ from . import optional_model_and_input
 from ..codec.codec import bits_per_pixel, decode_image, encode_image, prior_from_batches, torch_engine
 from ..codec.fingerprint import model_hash
 from ..codec.image_io import int8_to_pixels, pixels_to_tensor, psnr, read_image
-from ..codec.prior import PriorError, load_prior, save_prior
+from ..codec.learned import load_stream_prior
+from ..codec.prior import PriorError, save_prior
 from ..codec.search import SearchConfig
 from ..training.checkpoint import final_model_path, load_model
 
@@ -45,6 +46,9 @@ def parse(argv):
     p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations for the measured waveform")
     p.add_argument("--prior", default=None, help="prior table .npy (default: prior.npy beside the model)")
     p.add_argument("--prior-from", default=None, help="estimate the prior from these training images and save it")
+    p.add_argument("--per-channel-prior", action="store_true",
+                   help="code with the prior.npy table even where a learned entropy model (entropy_model.pt) lies "
+                        "beside it (for rate comparisons; the exported program decodes the learned model's streams)")
     p.add_argument("--prior-crops", type=int, default=64, help="training crops used by --prior-from")
     p.add_argument("--context-prior", action="store_true",
                    help="with --prior-from: condition each symbol on the one above and the previous channel's")
@@ -75,7 +79,7 @@ def find_prior(args, model_file: Path, model) -> np.ndarray:
                                                         model_file.parent.parent / "prior.npy"]
     for c in candidates:
         if c.is_file():
-            return load_prior(c)
+            return load_stream_prior(c, learned=not args.per_channel_prior)
     raise PriorError(f"no prior table at {candidates[0]}; pass --prior or estimate one with --prior-from DATA")
 
 

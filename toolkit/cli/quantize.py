@@ -16,6 +16,7 @@ from ..datasets import signal_crops
 from ..recipes import RecipeError, load_recipe
 from ..training.checkpoint import STAGE_ORDER, load_model
 from ..training.distributed import Dist
+from ..training.entropy_stage import load_entropy_metrics, train_entropy_model
 from ..training.loop import Session, TimeSliced
 from ..training.report import model_summary, write_report
 from ..training.stages import StageRunner, generator_weights
@@ -81,6 +82,11 @@ def main(argv=None) -> int:
             if blob["quant"] is not None and modality != "lossless":   # a lossless program carries its tables
                 prior_path = write_prior(model, train_data, recipe, runner.path(last).parent)
                 print(f"bpgan-quantize: entropy-coder prior from {recipe.train.prior_crops} training crops: {prior_path}")
+                if recipe.entropy_model is not None:
+                    entropy_path = train_entropy_model(model, recipe, prior_path.parent, show_progress=not args.quiet)
+                    bits = load_entropy_metrics(entropy_path)["val_bits_per_symbol"]
+                    print(f"bpgan-quantize: learned entropy model {entropy_path}: {bits['qat']:.3f} bits per symbol "
+                          f"on the validation crops, the per-channel prior {bits['per_channel_prior']:.3f}")
             pruned = "admm_prune" in results
             targets = recipe.sparsity_targets(list(generator_weights(model))) if pruned else {}
             write_report(out, recipe, results, model_summary(model, blob), targets)

@@ -19,13 +19,19 @@ from bpgan.firmware_ref.bitstream import (  # noqa: F401  (re-exported)
     unpack,
 )
 
+from bpgan.firmware_ref.entropy_model import LearnedPrior
+
 from .entropy import EntropyError, decode_symbols, encode_symbols
 
 
-def write_bitstream(header: Header, symbols: np.ndarray, table: np.ndarray) -> bytes:
-    """Symbols (C, ...) of header.latent_shape -> the complete bitstream."""
+def write_bitstream(header: Header, symbols: np.ndarray, table) -> bytes:
+    """Symbols (C, ...) of header.latent_shape -> the complete bitstream; table: a prior table or a LearnedPrior."""
     if tuple(np.shape(symbols)) != tuple(header.latent_shape):
         raise ValueError(f"symbols of shape {np.shape(symbols)} do not match the header's {header.latent_shape}")
+    if isinstance(table, LearnedPrior):
+        if not header.sealed:
+            raise ValueError("a learned entropy model writes sealed (version 2) streams only")
+        return pack(header, table.encode(symbols))
     if np.shape(table)[0] != header.latent_shape[0]:
         raise ValueError(f"prior has {np.shape(table)[0]} channels, the latent {header.latent_shape[0]}")
     return pack(header, encode_symbols(symbols, table, header.sealed))

@@ -16,7 +16,10 @@ from bpgan.firmware_ref.bitstream import MAX_DECODE_PIXELS
 from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_with
 
 from .bitstream import Header, write_bitstream
+from bpgan.firmware_ref.entropy_model import LearnedPrior
+
 from .context import estimate_context_prior
+from .learned import table_of
 from .fingerprint import model_hash as compute_model_hash
 from .image_io import LoadedImage, int8_to_pixels, output_to_int8
 from .prior import PRECISION_BITS, estimate_prior
@@ -77,8 +80,9 @@ def torch_engine(model) -> Engine:
 def decode_image(data: bytes, prior: np.ndarray, model_hash: bytes, engine: Engine,
                  stride: Optional[int] = None, max_pixels: int = MAX_DECODE_PIXELS) -> Tuple[Header, np.ndarray]:
     """Bitstream -> (Header, (H, W, 3) uint8 pixels). BitstreamError for any stream this model cannot decode."""
-    header, y = decode_with(StreamModel(prior, model_hash, PRECISION_BITS, stride, 3, "image"), data, engine,
-                            max_pixels)
+    learned = prior if isinstance(prior, LearnedPrior) else None
+    model = StreamModel(table_of(prior), model_hash, PRECISION_BITS, stride, 3, "image", learned)
+    header, y = decode_with(model, data, engine, max_pixels)
     return header, int8_to_pixels(y)
 
 

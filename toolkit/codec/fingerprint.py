@@ -4,12 +4,14 @@ SHA-256 over the generator's and the latent quantizer's state (name, dtype, shap
 sorted name order) and the prior table, truncated to 16 bytes. The float encoder is left out:
 retraining it changes what gets encoded, not how a stream decodes. GradQuant8 running statistics
 are left out too: they only shape training gradients, and the latent search updates them;
-so is the soft quantizer's annealing sigma.
+so is the soft quantizer's annealing sigma. A learned entropy model adds its program's content hash.
 """
 import hashlib
 
 import numpy as np
 import torch
+
+from bpgan.firmware_ref.entropy_model import LearnedPrior
 
 from ..quant.gradient import GradQuant8
 from .bitstream import HASH_BYTES
@@ -22,7 +24,8 @@ def _gradient_stat_names(model) -> set:
             for buf, _ in m.named_buffers(recurse=False)}
 
 
-def model_hash(model, prior: np.ndarray) -> bytes:
+def model_hash(model, prior) -> bytes:
+    """prior: the (C, L) / (C, K, L) table, or a LearnedPrior (its table and its entropy program's content hash)."""
     skip = _gradient_stat_names(model) | {"quantizer.sigma"}  # sigma: soft-quantizer training only
     h = hashlib.sha256(b"bpgan-model-hash/1")
     state = model.state_dict()
@@ -32,6 +35,9 @@ def model_hash(model, prior: np.ndarray) -> bytes:
         t = state[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    p = np.ascontiguousarray(prior, dtype="<u4")
+    learned = isinstance(prior, LearnedPrior)
+    p = np.ascontiguousarray(prior.table if learned else prior, dtype="<u4")
     h.update(f"prior|{p.shape}|".encode() + p.tobytes())
+    if learned:
+        h.update(f"entropy|{prior.content_hash}".encode())
     return h.digest()[:HASH_BYTES]

@@ -168,7 +168,7 @@ def evaluate_image(path: Path, final_model, prior, mhash, variants: List[Variant
 
 def prepare(run_dir: Path):
     """-> (final model, blob, prior, model hash); CompareError when the run cannot be compared."""
-    from ..codec.prior import load_prior
+    from ..codec.learned import load_stream_prior
     from ..training.checkpoint import final_model_path
 
     try:
@@ -180,7 +180,7 @@ def prepare(run_dir: Path):
         raise CompareError(f"{model_file} is a float model; compare needs a quantized stage (qat or later)")
     for p in (model_file.parent / "prior.npy", run_dir / "prior.npy"):
         if p.is_file():
-            prior = load_prior(p)
+            prior = load_stream_prior(p)
             return model, blob, prior, model_hash(model, prior)
     raise CompareError(f"{run_dir} has no prior.npy; make one with: bpgan-encode {run_dir} IMAGE -o x.bpg "
                        f"--prior-from TRAINING_IMAGES")

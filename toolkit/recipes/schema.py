@@ -88,6 +88,19 @@ class Stages(Strict):
     finetune: Optional[StageSpec] = None
 
 
+class EntropyModelSpec(Strict):
+    """The learned entropy model (firmware_ref/entropy_model.py), trained on the finished codec's latents."""
+    phases: Literal[1, 2, 4] = 2            # coding steps per channel: 1 channel-causal, 2 checkerboard, 4 a 2x2 lattice
+    width: int = Field(32, ge=4, le=256)
+    kernel: Literal[1, 3, 5, 7] = 5
+    float_steps: int = Field(3000, ge=0)
+    qat_steps: int = Field(1000, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    batch_size: int = Field(16, ge=1)
+    crop: int = Field(256, ge=16)           # training crops (pixels a side) whose latents it learns from
+    crops: int = Field(512, ge=1)
+
+
 class Recipe(Strict):
     name: str
     seed: int = 0
@@ -97,6 +110,7 @@ class Recipe(Strict):
     quant: QuantRecipe = QuantRecipe()
     train: TrainSpec = TrainSpec()
     stages: Stages
+    entropy_model: Optional[EntropyModelSpec] = None
 
     @model_validator(mode="after")
     def _model_known(self):
@@ -124,6 +138,9 @@ class Recipe(Strict):
         if self.loss.switch and getattr(cfg, "switches", None) != "predicted":
             raise ValueError("loss.switch: the switch cross-entropy needs a model that predicts switches "
                              "(sae-spn with switches: predicted)")
+        if self.entropy_model is not None and (cfg.modality != "image" or self.entropy_model.crop % cfg.downsample):
+            raise ValueError(f"entropy_model: a learned entropy model codes image latents; its crop must be a "
+                             f"multiple of the model's downsample {cfg.downsample}")
         if cfg.modality == "image" and self.data.holdout:
             raise ValueError("data.holdout: held-out clip lists are for audio models only")
         return self
