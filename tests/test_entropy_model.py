@@ -147,3 +147,22 @@ def test_recipe_stage_exports_and_decodes_the_same_on_ref_and_tvm(tmp_path):
         export_run(run, "c99", out_dir=tmp_path / "c99")
     with pytest.raises(RecipeError, match="entropy_model"):
         load_recipe(write_tiny(tmp_path / "bad.yaml", entropy_model={**spec, "crop": 40}))
+
+
+def test_bpgan_entropy_adds_a_model_to_a_finished_run(exported_tiny_run, tmp_path, capsys):
+    import shutil
+    from tiny_recipe import write_tiny
+    from bpgan.toolkit.cli.entropy import main as entropy_main
+
+    run = tmp_path / "run"
+    shutil.copytree(exported_tiny_run, run)
+    spec = {"width": 4, "kernel": 1, "float_steps": 4, "qat_steps": 2, "batch_size": 2, "crop": 64, "crops": 4}
+    assert entropy_main([str(run), str(write_tiny(tmp_path / "plain.yaml")), "--quiet"]) == 2
+    assert "no entropy_model section" in capsys.readouterr().err
+    other = write_tiny(tmp_path / "other.yaml", entropy_model=spec,
+                       model={**__import__("tiny_recipe").TINY["model"], "num_centers": 5})
+    assert entropy_main([str(run), str(other), "--quiet"]) == 2
+    assert "configuration" in capsys.readouterr().err
+    assert entropy_main([str(run), str(write_tiny(tmp_path / "e.yaml", entropy_model=spec)), "--quiet"]) == 0
+    assert "bits per symbol" in capsys.readouterr().out
+    assert (run / "finetune" / "entropy_model.pt").is_file()

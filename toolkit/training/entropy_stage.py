@@ -45,9 +45,9 @@ def _train(net, symbols, steps, lr, batch_size, gen, bar, label) -> list:
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps:
-            history.append({"stage": label, "step": step, "bits_per_symbol": float(loss)})
+            history.append({"stage": label, "step": step, "bits_per_symbol": float(loss.detach())})
             if bar is not None:
-                bar.set_postfix_str(f"{label} {float(loss):.3f} b/sym")
+                bar.set_postfix_str(f"{label} {float(loss.detach()):.3f} b/sym")
         if bar is not None:
             bar.update(1)
     return history
