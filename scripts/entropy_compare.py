@@ -22,6 +22,9 @@ from PIL import Image
 from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_bitstream, decode_with, engine_for, read_symbols
 from bpgan.firmware_ref.program import load_program
 from bpgan.toolkit.cli import encode as encode_cli
+from bpgan.toolkit.codec.learned import ENTROPY_NAME
+from bpgan.toolkit.models.entropy_net import load_entropy_net
+from bpgan.toolkit.training.checkpoint import final_model_path
 from bpgan.toolkit.codec.image_io import int8_to_pixels
 from bpgan.toolkit.datasets.images import image_paths
 
@@ -79,8 +82,8 @@ def main(argv=None) -> int:
               f"({100 * (1 - r['learned_bytes'] / r['per_channel_bytes']):.1f}% fewer), same pixels {r['same_pixels']}")
     em = prog.meta["entropy_model"]
     stride = prog.meta["config"]["downsample"]
-    macs = em["kernel"] ** 2 * em["channels"] * em["width"] + em["width"] ** 2 + \
-        em["width"] * em["channels"] * em["phases"] * em["centers"]
+    net = load_entropy_net(final_model_path(run).with_name(ENTROPY_NAME))
+    macs = net.macs_per_symbol()
     px = sum(r["pixels"] for r in rows)
     summary = {"images": len(rows), "learned_bpp": 8 * sum(r["learned_bytes"] for r in rows) / px,
                "per_channel_bpp": 8 * sum(r["per_channel_bytes"] for r in rows) / px,
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
     md = ["| prior | bpp (files) | decode kMAC/pixel | entropy decode, ref / TVM (s per image) |", "|---|---|---|---|",
           f"| per-channel table | {s['per_channel_bpp']:.4f} | 0 | - |",
           f"| learned ({em['phases']} phases x {em['channels']} channels, width {em['width']}, {em['kernel']}x"
-          f"{em['kernel']}) | {s['learned_bpp']:.4f} | {s['decode_kmac_per_pixel']:.2f} | "
+          f"{em['kernel']}, {em['spatial']} spatial) | {s['learned_bpp']:.4f} | {s['decode_kmac_per_pixel']:.2f} | "
           f"{s['entropy_decode_ref_s']:.2f} / {s['entropy_decode_tvm_s']:.2f} |",
           "", f"{s['images']} images; {100 * s['saving']:.1f}% fewer bits; identical pixels on every engine and "
           f"prior: {s['same_pixels_everywhere']}; {s['cpu']}, {s['date']}."]

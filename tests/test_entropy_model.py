@@ -11,9 +11,9 @@ from bpgan.toolkit.models.entropy_net import (EntropyNet, EntropyNetConfig, entr
 from bpgan.toolkit.training.entropy_stage import _train
 
 
-def _qat_net(channels=3, centers=4, phases=2, width=8, kernel=3, seed=0):
+def _qat_net(channels=3, centers=4, phases=2, width=8, kernel=3, seed=0, spatial=1):
     torch.manual_seed(seed)
-    net = EntropyNet(EntropyNetConfig(channels, centers, phases, width, kernel))
+    net = EntropyNet(EntropyNetConfig(channels, centers, phases, width, kernel, spatial))
     with torch.no_grad():
         for conv in net.convs:   # larger weights than the default init: logits that use their range
             conv.weight.mul_(4.0)
@@ -62,8 +62,9 @@ def test_phases_cover_every_position_once_and_masks_are_causal(phases):
     assert coded.reshape(3, phases, 5, 6).sum(1).eq(1).all()   # each position coded once per channel
 
 
-def test_qat_net_logits_equal_its_entropy_program():
-    net = _qat_net()
+@pytest.mark.parametrize("spatial", [1, 2])
+def test_qat_net_logits_equal_its_entropy_program(spatial):
+    net = _qat_net(spatial=spatial)
     prog = entropy_program(net)
     ctx = torch.randint(0, net.cfg.centers + 1, (2, net.cfg.channels, 7, 9))
     ours = net.integer_logits(ctx)

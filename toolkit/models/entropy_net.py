@@ -1,7 +1,8 @@
 """The learned entropy model's network (firmware_ref/entropy_model.py defines what it computes and how it codes).
 
-context (C, int8 symbol + 1 or 0) -> conv KxK -> relu4 (uint8 at 2^-6) -> conv 1x1 -> relu4 -> conv 1x1 -> logits
-(int8 at 2^-4, clipped to [-64, 63]), T * L channels for the T = C * P coding steps. Weights int8 at a
+context (C, int8 symbol + 1 or 0) -> conv KxK -> relu4 (uint8 at 2^-6) [-> conv 3x3 -> relu4, `spatial` - 1 times]
+-> conv 1x1 -> relu4 -> conv 1x1 -> logits (int8 at 2^-4, clipped to [-64, 63]), T * L channels for the
+T = C * P coding steps. Weights int8 at a
 power-of-two scale per tensor, biases int32 at the accumulator scale. The float stage trains it unrounded;
 QAT rounds weights and activations as the program does (toolkit/quant/fixed.py), so the QAT net's integer
 logits equal the entropy program's, bit for bit (tests/test_entropy_model.py). The loss is the rate: bits per
@@ -32,6 +33,7 @@ class EntropyNetConfig:
     phases: int = 2
     width: int = 32
     kernel: int = 5
+    spatial: int = 1     # spatial convs: the KxK one, then 3x3 ones
 
     @property
     def steps(self) -> int:
@@ -43,19 +45,20 @@ class EntropyNet(nn.Module):
         super().__init__()
         self.cfg, self.quant = cfg, False
         phase_map(1, 1, cfg.phases)
-        self.convs = nn.ModuleList([nn.Conv2d(cfg.channels, cfg.width, cfg.kernel, padding=cfg.kernel // 2),
-                                    nn.Conv2d(cfg.width, cfg.width, 1),
+        self.convs = nn.ModuleList([nn.Conv2d(cfg.channels, cfg.width, cfg.kernel, padding=cfg.kernel // 2)] +
+                                   [nn.Conv2d(cfg.width, cfg.width, 3, padding=1) for _ in range(cfg.spatial - 1)] +
+                                   [nn.Conv2d(cfg.width, cfg.width, 1),
                                     nn.Conv2d(cfg.width, cfg.steps * cfg.centers, 1)])
 
     def _fracs(self):
         """(in, weight, out) fraction bits of each conv."""
-        a = RELU4_FRAC_BITS
-        ins, outs = (0, a, a), (a, a, LOGIT_FRAC)
+        a, n = RELU4_FRAC_BITS, len(self.convs)
+        ins, outs = (0,) + (a,) * (n - 1), (a,) * (n - 1) + (LOGIT_FRAC,)
         return [(i, pow2_frac(conv.weight), o) for i, conv, o in zip(ins, self.convs, outs)]
 
     def int_params(self):
         """[(int8 weight, int32 bias, shift, (lo, hi))] per conv, float64, straight-through."""
-        clips = ((0, 255), (0, 255), LOGIT_CLIP)
+        clips = ((0, 255),) * (len(self.convs) - 1) + (LOGIT_CLIP,)
         return [(quantize_weight(conv.weight.double(), fw), round_half_up_ste(conv.bias.double() * 2.0 ** (fi + fw)),
                  fi + fw - fo, clip) for conv, (fi, fw, fo), clip in zip(self.convs, self._fracs(), clips)]
 
@@ -63,9 +66,9 @@ class EntropyNet(nn.Module):
         """ctx (N, C, h, w) integer-valued -> logits in log2 units (N, T * L, h, w); QAT: integers / 16."""
         if not self.quant:
             h = ctx.float()
-            for conv in self.convs[:2]:
+            for conv in self.convs[:-1]:
                 h = torch.clamp(F.relu(conv(h)), max=255 / 2 ** RELU4_FRAC_BITS)
-            return torch.clamp(self.convs[2](h), LOGIT_CLIP[0] / 16, LOGIT_CLIP[1] / 16)
+            return torch.clamp(self.convs[-1](h), LOGIT_CLIP[0] / 16, LOGIT_CLIP[1] / 16)
         h = ctx.double()
         for k, (w, b, shift, (lo, hi)) in enumerate(self.int_params()):
             h = requantize_ste(F.conv2d(h, w, b, padding=self.convs[k].padding), shift, lo, hi)
@@ -77,8 +80,8 @@ class EntropyNet(nn.Module):
             return np.rint(self.forward(ctx).double().numpy() * 2 ** LOGIT_FRAC).astype(np.int64)
 
     def macs_per_symbol(self) -> int:
-        c = self.cfg
-        return c.kernel ** 2 * c.channels * c.width + c.width ** 2 + c.width * c.steps * c.centers
+        """MACs of one run of the net per latent position (decoding runs it T times)."""
+        return sum(conv.weight.numel() for conv in self.convs)
 
 
 def step_masks(cfg: EntropyNetConfig, h: int, w: int):
@@ -118,11 +121,11 @@ def entropy_program(net: EntropyNet) -> Program:
     cfg = net.cfg
     b = ProgramBuilder({"entropy_model": asdict(cfg)})
     x = b.input("context", "int8", 0, cfg.channels)
-    dtypes = ("uint8", "uint8", "int8")
+    last = len(net.convs) - 1
     for k, ((w, bias, _, _), (_, fw, fo)) in enumerate(zip(net.int_params(), net._fracs())):
         x = b.conv("conv2d", f"entropy.conv{k + 1}", x, w.detach().numpy().astype(np.int64),
-                   bias.detach().numpy().astype(np.int64), fw, dtypes[k], fo, padding=cfg.kernel // 2 if k == 0 else 0,
-                   relu=k < 2)
+                   bias.detach().numpy().astype(np.int64), fw, "int8" if k == last else "uint8", fo,
+                   padding=net.convs[k].padding[0], relu=k < last)
     return b.build([b.clip("logits", x, *LOGIT_CLIP)])
 
 

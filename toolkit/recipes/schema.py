@@ -93,6 +93,7 @@ class EntropyModelSpec(Strict):
     phases: Literal[1, 2, 4] = 2            # coding steps per channel: 1 channel-causal, 2 checkerboard, 4 a 2x2 lattice
     width: int = Field(32, ge=4, le=256)
     kernel: Literal[1, 3, 5, 7] = 5
+    spatial: int = Field(1, ge=1, le=4)     # spatial convs: the kernel x kernel one, then 3x3 ones
     float_steps: int = Field(3000, ge=0)
     qat_steps: int = Field(1000, ge=1)
     lr: float = Field(3e-3, gt=0)

@@ -65,7 +65,8 @@ def train_entropy_model(model, recipe, folder: Path, show_progress: bool = True)
     train = _latents(model, signal_crops("image", recipe.data.train, spec.crop).random_batch(spec.crops, gen))
     val_data = signal_crops("image", recipe.data.val, spec.crop)
     val = _latents(model, val_data.fixed_crops(min(64, max(len(val_data.images), 1))))
-    net = EntropyNet(EntropyNetConfig(cfg.latent_channels, cfg.num_centers, spec.phases, spec.width, spec.kernel))
+    net = EntropyNet(EntropyNetConfig(cfg.latent_channels, cfg.num_centers, spec.phases, spec.width, spec.kernel,
+                                            spec.spatial))
     bar = None
     if show_progress:
         from tqdm import tqdm
