@@ -76,10 +76,12 @@ def load_model(name_or_path: Union[str, Path]) -> Model:
     return Model(path.resolve())
 
 
-def encode(model: Model, source: Source, iters: int = 0, sample_rate: Optional[int] = None) -> bytes:
+def encode(model: Model, source: Source, iters: int = 0, sample_rate: Optional[int] = None,
+           colour_offsets: bool = False) -> bytes:
     """An image (path, or (H, W, 3) uint8 array) or a clip (path, or 1-D float samples at 8 kHz) -> bitstream.
 
     iters > 0 refines the encoder's latent by that many latent-search iterations (slower, better).
+    colour_offsets (images): the stream carries 4 bytes that match the decoded mean colour to the original's.
     A lossless model (idf-audio) takes a PCM file, or int16 samples (n,) or (channels, n) with sample_rate."""
     from bpgan.toolkit.codec.search import SearchConfig
 
@@ -105,7 +107,7 @@ def encode(model: Model, source: Source, iters: int = 0, sample_rate: Optional[i
             else read_audio(source)
         return encode_audio(net, prior, audio, search, mhash)[0].data
     from bpgan.toolkit.codec.codec import encode_image
-    return encode_image(net, prior, _image(source, net.stride), search, mhash).data
+    return encode_image(net, prior, _image(source, net.stride), search, mhash, colour_offsets).data
 
 
 def _image(source: Source, stride: int):

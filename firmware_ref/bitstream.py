@@ -7,13 +7,16 @@ Format version 2 (version 1 is the same layout with an unsealed ANS payload; bot
   4             1     version (2; 1 for streams written before the sealed payload)
   5             1     modality: 1 image, 2 audio, 3 lossless (PCM samples, firmware_ref/lossless.py)
   6             1     n: number of spatial dims (2 for image: H, W; 1 for audio: samples)
-  7             1     flags: 0 (reserved)
+  7             1     flags: bit 0 = colour offsets follow the dim records (image only); other bits 0
   8             16    model hash (fingerprint.model_hash of the decoder side)
   24            2     stride: latent downsampling factor (1..65535)
   26            2     C: latent channels
   28            8*n   per spatial dim: original size u32, padding u16, latent size u16
   (lossless only: the dim record is (samples per channel u32, 0, 0), C the channel count, stride 1,
    and 4 more bytes follow it: the sample rate u32; every offset below moves by 4)
+  (flag bit 0: 4 more bytes, the colour offsets R, G, B as int8 in output LSBs (about one level each) and a
+   0 byte; the decoder adds them to the generator's output, clipped to its range (offset_output); every
+   offset below moves by 4)
   28+8n         4     payload length in bytes
   32+8n         4     CRC32 of the payload
   36+8n         4     CRC32 of the header bytes [0, 36+8n)
@@ -48,6 +51,9 @@ _FIXED = struct.Struct("<4sBBBB16sHH")  # magic .. C
 _DIM = struct.Struct("<IHH")
 _TAIL = struct.Struct("<III")  # payload length, payload CRC, header CRC
 _RATE = struct.Struct("<I")    # lossless: the sample rate
+_COLOUR = struct.Struct("<bbbB")   # flag bit 0: R, G, B offsets and a zero byte
+COLOUR_FLAG = 0x01
+MAX_COLOUR_OFFSET = 127
 
 
 class BitstreamError(ValueError):
@@ -64,6 +70,7 @@ class Header:
     latent_shape: Tuple[int, ...]       # (C, h, w) or (C, n)
     version: int = VERSION              # 1: unsealed ANS payload (read only); 2: sealed
     sample_rate: int = 0                # lossless only: Hz
+    colour_offsets: Optional[Tuple[int, int, int]] = None   # image only: added to the output (R, G, B LSBs)
 
     @property
     def sealed(self) -> bool:
@@ -76,6 +83,9 @@ class Header:
         ndim = MODALITIES[self.modality][1]
         if len(self.model_hash) != HASH_BYTES:
             return f"model hash must be {HASH_BYTES} bytes"
+        if self.colour_offsets is not None and (self.modality != "image" or len(self.colour_offsets) != 3 or
+                                                any(abs(int(o)) > MAX_COLOUR_OFFSET for o in self.colour_offsets)):
+            return f"colour offsets are three values in [-{MAX_COLOUR_OFFSET}, {MAX_COLOUR_OFFSET}], images only"
         if self.modality == "lossless":
             return self._check_lossless()
         if not (len(self.original_size) == len(self.padding) == ndim and len(self.latent_shape) == ndim + 1):
@@ -106,7 +116,7 @@ class Header:
         return None
 
     def header_bytes(self) -> int:
-        extra = _RATE.size if self.modality == "lossless" else 0
+        extra = _RATE.size if self.modality == "lossless" else (_COLOUR.size if self.colour_offsets else 0)
         return _FIXED.size + _DIM.size * len(self.original_size) + extra + _TAIL.size
 
 
@@ -115,7 +125,9 @@ def pack(header: Header, payload: bytes) -> bytes:
     if problem:
         raise ValueError(f"cannot pack bitstream: {problem}")
     code, ndim = MODALITIES[header.modality]
-    head = _FIXED.pack(MAGIC, header.version, code, ndim, 0, bytes(header.model_hash), header.stride, header.latent_shape[0])
+    flags = COLOUR_FLAG if header.colour_offsets is not None else 0
+    head = _FIXED.pack(MAGIC, header.version, code, ndim, flags, bytes(header.model_hash), header.stride,
+                       header.latent_shape[0])
     if header.modality == "lossless":   # samples u32; the latent field is unused (the samples themselves)
         head += _DIM.pack(header.original_size[0], 0, 0) + _RATE.pack(header.sample_rate)
     for orig, pad, lat in zip(header.original_size, header.padding, header.latent_shape[1:]):
@@ -124,6 +136,8 @@ def pack(header: Header, payload: bytes) -> bytes:
         if orig > 0xFFFFFFFF or lat > 0xFFFF:
             raise ValueError(f"cannot pack bitstream: size {orig} (latent {lat}) does not fit the header")
         head += _DIM.pack(orig, pad, lat)
+    if header.colour_offsets is not None:
+        head += _COLOUR.pack(*(int(o) for o in header.colour_offsets), 0)
     head += struct.pack("<II", len(payload), zlib.crc32(payload))
     head += struct.pack("<I", zlib.crc32(head))
     return head + bytes(payload)
@@ -142,14 +156,15 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
                              f"{', '.join(map(str, READ_VERSIONS))})")
     if ndim not in (1, 2):
         raise BitstreamError(f"corrupt header (bad dimension count {ndim})")
-    lossless = code == LOSSLESS_CODE
-    head_len = _FIXED.size + _DIM.size * ndim + (_RATE.size if lossless else 0) + _TAIL.size
+    lossless, colour = code == LOSSLESS_CODE, bool(flags & COLOUR_FLAG) and code == MODALITIES["image"][0]
+    extra = _RATE.size if lossless else (_COLOUR.size if colour else 0)
+    head_len = _FIXED.size + _DIM.size * ndim + extra + _TAIL.size
     if len(data) < head_len:
         raise BitstreamError("truncated bitstream (header incomplete)")
     payload_len, payload_crc, head_crc = _TAIL.unpack_from(data, head_len - _TAIL.size)
     if zlib.crc32(data[:head_len - 4]) != head_crc:
         raise BitstreamError("corrupt header (CRC mismatch)")
-    if flags != 0:
+    if flags & ~COLOUR_FLAG or (flags and not colour):
         raise BitstreamError(f"corrupt header (unknown flags {flags:#04x})")
     names = {c: name for name, (c, _) in MODALITIES.items()}
     if code not in names:
@@ -161,8 +176,14 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
         rate = _RATE.unpack_from(data, _FIXED.size + _DIM.size)[0]
         header = Header("lossless", mhash, stride, (dims[0][0],), (0,), (channels, dims[0][0]), version, rate)
     else:
+        offsets = None
+        if colour:
+            *offsets, zero = _COLOUR.unpack_from(data, _FIXED.size + _DIM.size * ndim)
+            if zero:
+                raise BitstreamError("corrupt header (colour offsets' reserved byte is not 0)")
+            offsets = tuple(offsets)
         header = Header(names[code], mhash, stride, tuple(d[0] for d in dims), tuple(d[1] for d in dims),
-                        (channels,) + tuple(d[2] for d in dims), version)
+                        (channels,) + tuple(d[2] for d in dims), version, colour_offsets=offsets)
     problem = header.check()
     if problem:
         raise BitstreamError(f"corrupt header ({problem})")
@@ -177,6 +198,16 @@ def unpack(data: bytes, model_hash: Optional[bytes] = None) -> Tuple[Header, byt
     if zlib.crc32(payload) != payload_crc:
         raise BitstreamError("corrupt payload (CRC mismatch)")
     return header, payload
+
+
+def offset_output(y: np.ndarray, header: Header, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """The generator's (1, 3, H, W) output integers with the stream's colour offsets added, clipped to [lo, hi]."""
+    if header.colour_offsets is None:
+        return y
+    if y.ndim != 4 or y.shape[1] != 3:
+        raise BitstreamError(f"colour offsets need a (1, 3, H, W) image output, the model gives {y.shape}")
+    off = np.asarray(header.colour_offsets, dtype=np.int64).reshape(1, -1, 1, 1)
+    return np.clip(y.astype(np.int64) + off, lo, hi).astype(y.dtype)
 
 
 def output_size(header: Header, downsample: Optional[int] = None,

@@ -3,7 +3,8 @@
   decode_bitstream(prog, data, engine="ref"|"tvm"|callable, max_pixels=...) -> (Header, integers)
 bpgan-decode, bpgan-encode's check, bpgan-compare and the Python API all call it (or decode_with, the
 same path for a model that is not exported yet); the modality glue (pixels, mel -> WAV) comes after.
-Image: (1, 3, H, W) generator integers for the header's original (H, W); firmware_ref.image makes pixels.
+Image: (1, 3, H, W) generator integers for the header's original (H, W), plus the stream's colour offsets
+where it has them (bitstream.offset_output); firmware_ref.image makes pixels.
 Audio: (1, bands, T) int8 mel codes with T = ceil(samples / AUDIO_HOP) frames.
 Every check that needs no entropy decoding comes first, then the ANS decoder's work rules (ans.py),
 then the engine: a stream cannot make the decoder do work out of proportion to its size.
@@ -15,7 +16,7 @@ from typing import Callable, Optional, Tuple, Union
 import numpy as np
 
 from .ans import decode_symbols
-from .bitstream import AUDIO_HOP, MAX_DECODE_PIXELS, BitstreamError, Header, output_size, unpack
+from .bitstream import AUDIO_HOP, MAX_DECODE_PIXELS, BitstreamError, Header, offset_output, output_size, unpack
 from .decoder import decode_latent, symbols_to_latent
 from .entropy_model import LearnedPrior, load_entropy_program
 from .program import Program, ProgramError
@@ -124,5 +125,5 @@ def _run(model: StreamModel, header: Header, symbols: np.ndarray, engine: Engine
         raise BitstreamError(f"decoder produced {y.shape}, the header implies (1, {model.out_channels}) + {expected}")
     if header.modality == "image":
         h, w = header.original_size
-        return y[:, :, :h, :w]
+        return offset_output(y[:, :, :h, :w], header)
     return y[:, :, :-(-header.original_size[0] // AUDIO_HOP)]

@@ -2,6 +2,7 @@
 natively, on forged streams (same verdict, one stderr line, never a signal), under qemu-user on aarch64 / armhf
 and bare metal on a Cortex-M4 (qemu-system-arm). Streams are coded with the program's own prior (random symbols,
 or bpgan-encode); the cross tests skip, saying why, where their toolchains are not installed (.ci/run installs them)."""
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from PIL import Image
 
 from bpgan.export.c99 import C_KERNELS, emit_c99, native, plan
 from bpgan.export.c99.emit import REFUSED, RUNTIME
-from bpgan.firmware_ref.bitstream import AUDIO_HOP, Header
+from bpgan.firmware_ref.bitstream import AUDIO_HOP, Header, pack, unpack
 from bpgan.firmware_ref.builder import ProgramBuilder
 from bpgan.firmware_ref.ops import REGISTRY
 from bpgan.firmware_ref.program import PRIOR_KEY, ProgramError, load_program, validate
@@ -244,6 +245,20 @@ def test_image_streams_of_any_size_decode_as_the_reference(image, tmp_path, vers
     rng = np.random.default_rng(version)
     for size in IMAGE_SIZES:
         assert _same(prog, binary, _stream(prog, size, rng, version), tmp_path), size
+
+
+@needs_cc
+def test_colour_offsets_decode_as_the_reference(image, tmp_path):
+    """Header flag bit 0: the offsets are added to the output, clipped to int8, as firmware_ref does."""
+    prog, _, binary = image
+    rng = np.random.default_rng(5)
+    for offsets in [(3, -7, 0), (127, -127, 60)]:
+        header, payload = unpack(_stream(prog, (17, 33), rng))
+        data = pack(dataclasses.replace(header, colour_offsets=offsets), payload)
+        assert data[7] == 1 and _same(prog, binary, data, tmp_path), offsets
+    bad = bytearray(data)
+    bad[Header.header_bytes(header) - 12 + 3] = 1     # the reserved byte after the offsets (CRC now wrong too)
+    assert not _same(prog, binary, bytes(bad), tmp_path)
 
 
 def test_the_arena_holds_every_latent_size_within_the_limit(image):

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ def parse(argv):
     p.add_argument("--iters", type=int, default=0, help="latent search iterations (0: encoder latent)")
     p.add_argument("--msssim", type=float, default=0.0, help="search: (1 - MS-SSIM) weight beside MSE (images)")
     p.add_argument("--colour", type=float, default=0.0, help="search: per-channel mean colour weight (images)")
+    p.add_argument("--colour-offsets", action="store_true",
+                   help="images: the streams carry colour offsets (the decoded mean colour matched to the original's)")
     p.add_argument("--no-anchors", action="store_true", help="skip the classical codecs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -168,7 +171,7 @@ def main(argv=None) -> int:
         if audio:
             from ..evaluation.compare_audio import audio_paths, evaluate_clip as evaluate
         else:
-            audio_paths, evaluate = image_paths, evaluate_image
+            audio_paths, evaluate = image_paths, partial(evaluate_image, colour_offsets=args.colour_offsets)
         paths = audio_paths(args.data)[: args.limit]
         variants, missing = collect_variants(run, model, blob)
         search = SearchConfig(iters=args.iters, msssim=args.msssim, colour=args.colour) if args.iters > 0 else None

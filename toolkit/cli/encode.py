@@ -46,6 +46,9 @@ def parse(argv):
     p.add_argument("--gl-iters", type=int, default=32, help="audio: Griffin-Lim iterations for the measured waveform")
     p.add_argument("--prior", default=None, help="prior table .npy (default: prior.npy beside the model)")
     p.add_argument("--prior-from", default=None, help="estimate the prior from these training images and save it")
+    p.add_argument("--colour-offsets", action="store_true",
+                   help="images: send per-channel offsets that match the decoded mean colour to the original's "
+                        "(4 header bytes; decoders add them to the output)")
     p.add_argument("--per-channel-prior", action="store_true",
                    help="code with the prior.npy table even where a learned entropy model (entropy_model.pt) lies "
                         "beside it (for rate comparisons; the exported program decodes the learned model's streams)")
@@ -134,7 +137,7 @@ def main(argv=None) -> int:
                               quantized_gradients=not args.float_gradients, colour=args.colour) \
             if args.iters > 0 else None
         t0 = time.perf_counter()
-        enc = encode_image(model, prior, image, search, mhash)
+        enc = encode_image(model, prior, image, search, mhash, args.colour_offsets)
         seconds = time.perf_counter() - t0
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Optional, Tuple
 import numpy as np
 import torch
 
-from bpgan.firmware_ref.bitstream import MAX_DECODE_PIXELS
+from bpgan.firmware_ref.bitstream import MAX_COLOUR_OFFSET, MAX_DECODE_PIXELS
 from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_with
 
 from .bitstream import Header, write_bitstream
@@ -56,16 +56,37 @@ class Encoded:
 
 
 def encode_image(model, prior: np.ndarray, image: LoadedImage, search: Optional[SearchConfig] = None,
-                 model_hash: Optional[bytes] = None) -> Encoded:
+                 model_hash: Optional[bytes] = None, colour_offsets: bool = False) -> Encoded:
+    """colour_offsets: send the per-channel offsets that bring the decoded image's mean colour to the original's
+    (colour_offsets_for; 4 header bytes)."""
     model.eval()
     if search is not None and search.iters > 0:
         found = latent_search(model, image.x, search, image.original_size)
         symbols = found.indices.numpy()
     else:
         found, symbols = None, latent_indices(model, image.x)[0].numpy()
+    offsets = None
+    if colour_offsets:
+        h, w = image.original_size
+        offsets = colour_offsets_for(image.pixels, torch_engine(model)(symbols[None])[:, :, :h, :w])
     header = Header("image", model_hash or compute_model_hash(model, prior), model.stride, image.original_size,
-                    image.padding, tuple(symbols.shape))
+                    image.padding, tuple(symbols.shape), colour_offsets=offsets)
     return Encoded(write_bitstream(header, symbols, prior), header, symbols.astype(np.int64), found)
+
+
+def colour_offsets_for(pixels: np.ndarray, y: np.ndarray, rounds: int = 4) -> tuple:
+    """(R, G, B) int offsets in output LSBs that bring mean(decoded pixels) to mean(pixels), per channel.
+
+    y: the decoder's (1, 3, H, W) int8 output for the original size (the torch generator's equals the integer
+    decoder's). One LSB is 255/256 of a level; clipping at the range ends is why it takes a few rounds."""
+    target = pixels.reshape(-1, 3).astype(np.float64).mean(0)
+    off = np.zeros(3, dtype=np.int64)
+    for _ in range(rounds):
+        shifted = np.clip(y.astype(np.int64) + off.reshape(1, 3, 1, 1), -128, 127)
+        got = int8_to_pixels(shifted).reshape(-1, 3).astype(np.float64).mean(0)
+        off = np.clip(off + np.floor((target - got) * 256 / 255 + 0.5).astype(np.int64), -MAX_COLOUR_OFFSET,
+                      MAX_COLOUR_OFFSET)
+    return tuple(int(o) for o in off)
 
 
 def torch_engine(model) -> Engine:

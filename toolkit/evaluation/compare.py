@@ -19,6 +19,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from bpgan.firmware_ref.bitstream import offset_output
+
 from ..codec.codec import bits_per_pixel, encode_image
 from ..codec.fingerprint import model_hash
 from ..codec.image_io import int8_to_pixels, output_to_int8, pixels_to_tensor, read_image, write_png
@@ -135,18 +137,19 @@ def collect_variants(run_dir: Path, final_model, final_blob) -> Tuple[List[Varia
 
 
 def evaluate_image(path: Path, final_model, prior, mhash, variants: List[Variant], search: Optional[SearchConfig],
-                   out_dir: Optional[Path]) -> dict:
-    """One image: encode once, decode with every variant; metrics per variant; outputs saved as PNG."""
+                   out_dir: Optional[Path], colour_offsets: bool = False) -> dict:
+    """One image: encode once, decode with every variant; metrics per variant; outputs saved as PNG.
+    colour_offsets: the stream carries them; the torch variants get them added as the decode path adds them."""
     image = read_image(path, final_model.stride)
     t0 = time.perf_counter()
-    enc = encode_image(final_model, prior, image, search, mhash)
+    enc = encode_image(final_model, prior, image, search, mhash, colour_offsets)
     encode_s = time.perf_counter() - t0
     row = {"image": path.name, "bpp": bits_per_pixel(len(enc.data), image.original_size),
            "bytes": len(enc.data), "encode_s": encode_s, "variants": {}}
     outputs = {}
     for v in variants:
         t0 = time.perf_counter()
-        y = np.asarray(v.decode(enc.data if v.from_stream else enc.symbols[None]))
+        y = np.asarray(v.decode(enc.data) if v.from_stream else offset_output(v.decode(enc.symbols[None]), enc.header))
         seconds = time.perf_counter() - t0
         outputs[v.name] = y
         pixels = int8_to_pixels(y, image.original_size)

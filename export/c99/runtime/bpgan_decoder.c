@@ -50,6 +50,8 @@ typedef struct {
     int version, modality;
     uint32_t ndim, stride, channels, payload_len;
     uint32_t orig[2], pad[2], lat[2];
+    int colour;              /* flag bit 0: colour offsets follow the dim records */
+    int32_t offset[3];       /* the colour offsets (R, G, B output LSBs), else 0 */
     const uint8_t *payload;
 } bpg_header;
 
@@ -83,12 +85,19 @@ static int unpack(const bpg_model *m, const uint8_t *d, size_t len, bpg_header *
         return bpg_error(err, "unsupported bitstream version %d (this decoder reads versions 1, 2)", h->version);
     if (h->ndim != 1 && h->ndim != 2)
         return bpg_error(err, "corrupt header (bad dimension count %lu)", (unsigned long)h->ndim);
-    head_len = BPG_FIXED + BPG_DIM * h->ndim + BPG_TAIL;
+    head_len = BPG_FIXED + BPG_DIM * h->ndim + ((flags & 1u) && code == BPG_MODALITY_IMAGE ? 4u : 0u) + BPG_TAIL;
     if (len < head_len) return bpg_error(err, "truncated bitstream (header incomplete)");
     h->payload_len = le32(d + head_len - 12);
     payload_crc = le32(d + head_len - 8);
     if (crc32(d, head_len - 4) != le32(d + head_len - 4)) return bpg_error(err, "corrupt header (CRC mismatch)");
-    if (flags != 0) return bpg_error(err, "corrupt header (unknown flags 0x%02x)", (unsigned)flags);
+    if ((flags & ~1u) || ((flags & 1u) && code != BPG_MODALITY_IMAGE))
+        return bpg_error(err, "corrupt header (unknown flags 0x%02x)", (unsigned)flags);
+    h->colour = (flags & 1u) != 0;
+    for (i = 0; i < 3; i++)   /* bitstream.py: int8 R, G, B after the dim records, then a 0 byte */
+        h->offset[i] = (flags & 1u) ? (int32_t)(int8_t)d[BPG_FIXED + BPG_DIM * h->ndim + i] : 0;
+    if ((flags & 1u) && (d[BPG_FIXED + BPG_DIM * h->ndim + 3] != 0 || h->offset[0] < -127 || h->offset[1] < -127 ||
+                         h->offset[2] < -127))
+        return bpg_error(err, "corrupt header (colour offsets are three values in [-127, 127], images only)");
     if (code != BPG_MODALITY_IMAGE && code != BPG_MODALITY_AUDIO)
         return bpg_error(err, "unknown modality code %lu", (unsigned long)code);
     h->modality = (int)code;
@@ -206,11 +215,16 @@ static int decode_image(const bpg_model *m, const bpg_header *h, const bpg_layou
     uint8_t *px = m->arena + at->side_at;
     const bpg_view y = bpg_view_of(m, m->output);
     uint32_t r, q, c;
+    if (h->colour && y.c != 3)
+        return bpg_error(err, "colour offsets need a (1, 3, H, W) image output, the model gives %lu channels",
+                         (unsigned long)y.c);
     for (r = 0; r < h->orig[0]; r++) {
         bpg_stream_pull(m, r + 1, 1, (int32_t *)(void *)(m->arena + at->row_at));
-        for (c = 0; c < y.c; c++) {
+        for (c = 0; c < y.c; c++) {   /* bitstream.offset_output: + the colour offset, clipped to int8 */
             const void *row = bpg_row(&y, c, r);
-            for (q = 0; q < h->orig[1]; q++) px[(uint64_t)q * y.c + c] = bpg_pixel(bpg_load(row, y.dtype, q));
+            const int32_t off = h->offset[c < 3 ? c : 0];
+            for (q = 0; q < h->orig[1]; q++)
+                px[(uint64_t)q * y.c + c] = bpg_pixel((int32_t)bpg_clamp(bpg_load(row, y.dtype, q) + off, -128, 127));
         }
         bpg_stream_drop_output(m, r + 1);
         if (sink(ctx, info, px, (size_t)h->orig[1] * y.c)) return bpg_error(err, "output refused by the caller");
