@@ -1,4 +1,6 @@
 """The learned entropy model: integer rows, the QAT net == its program, the coder, its work bound, the recipe stage."""
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -140,6 +142,15 @@ def test_recipe_stage_exports_and_decodes_the_same_on_ref_and_tvm(tmp_path):
     assert prog.meta["entropy_model"]["content_hash"] == load_program(export / "entropy").content_hash
     assert (export / "entropy" / "decoder-llvm.so").is_file()
     assert_ref_and_tvm_write_the_same_png(run, tmp_path)
+    from bpgan.firmware_ref.bitstream import BitstreamError
+    from bpgan.firmware_ref.bitstream_decode import decode_bitstream
+    from bpgan.toolkit.codec.forgery import forged_1024
+    forged = forged_1024(prog.model_hash(), prog.meta["config"]["downsample"], prog.prior().shape[0], 2)
+    for engine in ("ref", "tvm"):   # a 56-byte stream claiming 1024x1024: refused before any program runs
+        t0 = time.perf_counter()
+        with pytest.raises(BitstreamError, match="cannot carry"):
+            decode_bitstream(prog, forged, engine)
+        assert time.perf_counter() - t0 < 0.1
     # the per-channel table codes the same symbols: the same pixels, from the torch side's own check
     img = tmp_path / "in.png"
     assert encode_cli.main([str(run), str(img), "-o", str(tmp_path / "plain.bpg"), "--per-channel-prior"]) == 0
