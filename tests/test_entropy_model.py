@@ -178,3 +178,13 @@ def test_bpgan_entropy_adds_a_model_to_a_finished_run(exported_tiny_run, tmp_pat
     assert entropy_main([str(run), str(write_tiny(tmp_path / "e.yaml", entropy_model=spec)), "--quiet"]) == 0
     assert "bits per symbol" in capsys.readouterr().out
     assert (run / "finetune" / "entropy_model.pt").is_file()
+
+
+def test_the_bits_of_every_step_alone_add_up_to_the_whole():
+    net = _qat_net(phases=4)
+    s = torch.randint(0, 4, (2, 3, 6, 5))
+    with torch.no_grad():
+        parts = sum(float(latent_bits(net, s, torch.tensor([t]))) for t in range(net.cfg.steps))
+        assert abs(parts - float(latent_bits(net, s))) < 1e-6 * parts
+        assert abs(float(latent_bits(net, s, torch.tensor([5, 1]))) - float(latent_bits(net, s, torch.tensor([1])))
+                   - float(latent_bits(net, s, torch.tensor([5])))) < 1e-3

@@ -98,19 +98,21 @@ def step_masks(cfg: EntropyNetConfig, h: int, w: int):
     return known, coded
 
 
-def latent_bits(net: EntropyNet, symbols: torch.Tensor) -> torch.Tensor:
-    """Total code length in bits of (N, C, h, w) symbols under the net, every step as the decoder runs it."""
+def latent_bits(net: EntropyNet, symbols: torch.Tensor, steps: torch.Tensor = None) -> torch.Tensor:
+    """Code length in bits of (N, C, h, w) symbols under the net, every step as the decoder runs it; with `steps`
+    (step indices) only those steps' symbols (training samples a subset: the same expectation, less work)."""
     cfg = net.cfg
     n, c, h, w = symbols.shape
     known, coded = step_masks(cfg, h, w)
-    known, coded = known.to(symbols.device), coded.to(symbols.device)
-    ctx = (known[None] * (symbols[:, None].float() + 1)).reshape(n * cfg.steps, c, h, w)
-    logits = net(ctx).reshape(n, cfg.steps, cfg.steps, cfg.centers, h, w)
-    t = torch.arange(cfg.steps, device=symbols.device)
-    logits = logits[:, t, t]                                       # step t's head at step t
+    t = torch.arange(cfg.steps) if steps is None else steps.cpu()
+    known, coded = known[t].to(symbols.device), coded[t].to(symbols.device)
+    k = len(t)
+    ctx = (known[None] * (symbols[:, None].float() + 1)).reshape(n * k, c, h, w)
+    logits = net(ctx).reshape(n, k, cfg.steps, cfg.centers, h, w)
+    logits = logits[:, torch.arange(k), t.to(symbols.device)]      # step t's head at step t
     target = symbols[:, t // cfg.phases]                           # the channel step t codes
     nll = F.cross_entropy(logits.reshape(-1, cfg.centers, h, w) * np.log(2.0), target.reshape(-1, h, w),
-                          reduction="none").reshape(n, cfg.steps, h, w)
+                          reduction="none").reshape(n, k, h, w)
     return (nll * coded[None]).sum() / np.log(2.0)
 
 

@@ -98,6 +98,7 @@ class EntropyModelSpec(Strict):
     qat_steps: int = Field(1000, ge=1)
     lr: float = Field(3e-3, gt=0)
     batch_size: int = Field(16, ge=1)
+    step_sample: int = Field(0, ge=0)       # train each batch on this many random coding steps (0: all of them)
     crop: int = Field(256, ge=16)           # training crops (pixels a side) whose latents it learns from
     crops: int = Field(512, ge=1)
 

@@ -30,7 +30,7 @@ def _bits_per_symbol(net: EntropyNet, symbols: torch.Tensor) -> float:
         return float(sum(latent_bits(net, symbols[i:i + 16]) for i in range(0, len(symbols), 16))) / symbols.numel()
 
 
-def _train(net, symbols, steps, lr, batch_size, gen, bar, label) -> list:
+def _train(net, symbols, steps, lr, batch_size, gen, bar, label, step_sample: int = 0) -> list:
     opt = torch.optim.Adam(net.parameters(), lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1), eta_min=lr / 20)
     history = []
@@ -39,7 +39,11 @@ def _train(net, symbols, steps, lr, batch_size, gen, bar, label) -> list:
         s = symbols[idx]
         if torch.rand((), generator=gen) < 0.5:   # the latent of a transposed image is as likely
             s = s.transpose(2, 3)
-        loss = latent_bits(net, s) / s.numel()
+        steps_now = None
+        if step_sample and step_sample < net.cfg.steps:   # a random subset of the coding steps: bits per symbol
+            steps_now = torch.randperm(net.cfg.steps, generator=gen)[:step_sample]
+        loss = latent_bits(net, s, steps_now) / (s.numel() * (len(steps_now) if steps_now is not None else
+                                                             net.cfg.steps) / net.cfg.steps)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -71,10 +75,10 @@ def train_entropy_model(model, recipe, folder: Path, show_progress: bool = True)
     if show_progress:
         from tqdm import tqdm
         bar = tqdm(total=spec.float_steps + spec.qat_steps, desc="entropy model", leave=False)
-    history = _train(net, train, spec.float_steps, spec.lr, spec.batch_size, gen, bar, "float")
+    history = _train(net, train, spec.float_steps, spec.lr, spec.batch_size, gen, bar, "float", spec.step_sample)
     float_bits = _bits_per_symbol(net, val)
     net.quant = True
-    history += _train(net, train, spec.qat_steps, spec.lr / 5, spec.batch_size, gen, bar, "qat")
+    history += _train(net, train, spec.qat_steps, spec.lr / 5, spec.batch_size, gen, bar, "qat", spec.step_sample)
     if bar is not None:
         bar.close()
     table = estimate_prior([train], cfg.latent_channels, cfg.num_centers)
