@@ -37,8 +37,8 @@ class StreamModel:
     learned: Optional[LearnedPrior] = None   # a learned entropy model codes the stream instead of the table
 
     @classmethod
-    def of(cls, prog: Program, engine: Union[str, Engine] = "ref") -> "StreamModel":
-        """engine: what runs a learned entropy model's program ("ref", "tvm"; a callable engine -> "ref")."""
+    def of(cls, prog: Program, engine: str = "ref") -> "StreamModel":
+        """engine: what runs a learned entropy model's program, "ref" or "tvm"."""
         learned = load_entropy_program(prog, engine) if "entropy_model" in prog.meta else None
         return cls(prog.prior(), prog.model_hash(), prog.prior_precision_bits(),
                    prog.meta.get("config", {}).get("downsample"), prog.tensors[prog.outputs[0]].get("channels"),

@@ -15,13 +15,13 @@ The payload is rans.py's (sealed at 2**32), symbols pushed in decoding order; wo
 the cheapest row any logits can give (most_peaked_row) fixes the shortest code a latent of the header's
 shape can have, and a payload shorter than that is refused before the program runs even once.
 """
-from typing import Callable, List
+from typing import Callable, Iterator, List, Tuple
 
 import numpy as np
 
 from .ans import code_costs, payload_budget
 from .program import Program, ProgramError
-from .rans import RansDecoder, RansEncoder, row_tables
+from .rans import RansDecoder, RansEncoder, row_cdfs, row_tables
 
 LOGIT_FRAC = 4
 LOGIT_CLIP = (-64, 63)
@@ -123,22 +123,26 @@ class LearnedPrior:
         if len(shape) != 3 or shape[0] != self.channels:
             raise ValueError(f"the entropy model codes ({self.channels}, h, w) latents, not shape {tuple(shape)}")
 
-    def encode(self, symbols: np.ndarray) -> bytes:
-        """(C, h, w) symbols -> sealed rANS payload. The rows of every step come from the true symbols, as the
-        decoder will have them: the same T program runs."""
+    def rows_of(self, symbols: np.ndarray) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """Known (C, h, w) symbols -> per coding step (its frequency rows, its symbols), in decoding order: the
+        rows the decoder will compute, the T program runs fed with the true symbols."""
         s = np.asarray(symbols, dtype=np.int64)
         self._check(s.shape)
         if s.size and (s.min() < 0 or s.max() >= self.num_centers):
             raise ValueError(f"symbol outside [0, {self.num_centers})")
         phase = phase_map(s.shape[1], s.shape[2], self.phases)
         known = np.zeros(s.shape, dtype=np.int64)
-        enc = RansEncoder(PRECISION)
         for c, p in self.steps():
             at = phase == p
-            cdfs = _cdfs(self.step_rows(known, c, p, at))
-            for cdf, sym in zip(cdfs, s[c][at].tolist()):
-                enc.symbol(cdf, sym)
+            yield self.step_rows(known, c, p, at), s[c][at]
             known[c][at] = s[c][at] + 1
+
+    def encode(self, symbols: np.ndarray) -> bytes:
+        """(C, h, w) symbols -> sealed rANS payload."""
+        enc = RansEncoder(PRECISION)
+        for rows, coded in self.rows_of(symbols):
+            for cdf, sym in zip(row_cdfs(rows), coded.tolist()):
+                enc.symbol(cdf, sym)
         return enc.payload()
 
     def steps(self) -> List[tuple]:
@@ -166,9 +170,9 @@ class LearnedPrior:
         return known - 1
 
 
-def load_entropy_program(prog: Program, engine="ref") -> LearnedPrior:
-    """The learned prior of an exported image program (its folder's entropy/, hash-checked); engine "ref", "tvm"
-    (entropy/decoder-llvm.so) or a callable."""
+def load_entropy_program(prog: Program, engine: str = "ref") -> LearnedPrior:
+    """The learned prior of an exported image program (its folder's entropy/, hash-checked), run by the reference
+    ("ref") or the TVM library entropy/decoder-llvm.so ("tvm")."""
     from .program import PRIOR_KEY, load_program
 
     meta = prog.meta.get("entropy_model")
@@ -177,6 +181,8 @@ def load_entropy_program(prog: Program, engine="ref") -> LearnedPrior:
     eprog = load_program(prog.source / ENTROPY_DIR)
     if eprog.content_hash != meta.get("content_hash"):
         raise ProgramError(f"{prog.source / ENTROPY_DIR} is not the entropy program this program was exported with")
+    if engine not in ("ref", "tvm"):
+        raise ProgramError(f"unknown entropy engine {engine!r}; choose ref or tvm")
     if engine == "tvm":
         lib = eprog.source / "decoder-llvm.so"
         if not lib.is_file():
@@ -188,27 +194,15 @@ def load_entropy_program(prog: Program, engine="ref") -> LearnedPrior:
                 from bpgan.export.tvm.lower import TvmDecoder
                 loaded.append(TvmDecoder(lib))
             return loaded[0](ctx)
-    elif engine == "ref" or not callable(engine):
+    else:
         engine = None
     return LearnedPrior(eprog, prog.arrays[PRIOR_KEY], engine)
 
 
-def _cdfs(rows: np.ndarray) -> list:
-    return np.concatenate([np.zeros((len(rows), 1), np.int64), np.cumsum(rows, axis=1)], axis=1).tolist()
-
-
 def ideal_bits(prior: LearnedPrior, symbols: np.ndarray) -> float:
     """sum -log2(f / 2^PRECISION) of the symbols under the learned rows: the payload's size, less the seal."""
-    s = np.asarray(symbols, dtype=np.int64)
-    phase = phase_map(s.shape[1], s.shape[2], prior.phases)
-    known, total = np.zeros(s.shape, dtype=np.int64), 0.0
-    for c, p in prior.steps():
-        at = phase == p
-        rows = prior.step_rows(known, c, p, at)
-        f = rows[np.arange(len(rows)), s[c][at]]
-        total += float(np.sum(PRECISION - np.log2(f)))
-        known[c][at] = s[c][at] + 1
-    return total
+    return float(sum(np.sum(PRECISION - np.log2(rows[np.arange(len(rows)), coded]))
+                     for rows, coded in prior.rows_of(symbols)))
 
 
 __all__ = ["LOGIT_FRAC", "LOGIT_CLIP", "PRECISION", "EXP2", "LearnedPrior", "phase_map", "rows_from_logits",

@@ -106,8 +106,12 @@ class RansDecoder:
             raise ValueError("payload holds data beyond the coded samples")
 
 
+def row_cdfs(freq: np.ndarray) -> list:
+    """(rows, L) frequencies -> per row the cumulative list [0, f0, f0 + f1, ..., 2**P] (what symbol() takes)."""
+    freq = np.asarray(freq, dtype=np.int64)
+    return np.concatenate([np.zeros((len(freq), 1), np.int64), np.cumsum(freq, axis=1)], axis=1).tolist()
+
+
 def row_tables(freq: np.ndarray, precision: int):
     """(rows, L) frequencies -> (cdf lists, cost lists) for RansEncoder/RansDecoder (costs: ans.code_costs)."""
-    cdfs = [np.concatenate([[0], np.cumsum(r, dtype=np.int64)]).tolist() for r in freq]
-    costs = code_costs(freq, precision).tolist()
-    return cdfs, costs
+    return row_cdfs(freq), code_costs(freq, precision).tolist()

@@ -17,23 +17,25 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from bpgan.firmware_ref.bitstream import unpack
 from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_bitstream, decode_with, engine_for, read_symbols
 from bpgan.firmware_ref.program import load_program
 from bpgan.toolkit.cli import encode as encode_cli
+from bpgan.toolkit.codec.image_io import int8_to_pixels
 from bpgan.toolkit.codec.learned import ENTROPY_NAME
+from bpgan.toolkit.datasets.images import image_paths
 from bpgan.toolkit.models.entropy_net import load_entropy_net
 from bpgan.toolkit.training.checkpoint import final_model_path
-from bpgan.toolkit.codec.image_io import int8_to_pixels
-from bpgan.toolkit.datasets.images import image_paths
 
 
 def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+    """The CPU's model name and its SIMD flags that the kernels care about."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor())
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith(("flags", "Features"))), [])
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "asimddp", "i8mm") if f in flags]
+    return f"{name or 'unknown'} ({' '.join(simd) or 'no listed SIMD flags'})"
 
 
 def measure(run: Path, prog, path: Path, out: Path) -> dict:
@@ -51,9 +53,9 @@ def measure(run: Path, prog, path: Path, out: Path) -> dict:
         header, symbols = read_symbols(model, data)
         row[f"entropy_decode_{engine}_s"] = time.perf_counter() - t0
         pixels[engine] = int8_to_pixels(decode_bitstream(prog, data, engine)[1])
-    plain_data = plain.read_bytes()   # its own model hash (bytes 8..24): the program's generator, the table alone
-    table = StreamModel(prog.prior(), plain_data[8:24], prog.prior_precision_bits(), prog.meta["config"]["downsample"],
-                        3, "image")
+    plain_data = plain.read_bytes()   # its own model hash: the program's generator with the table alone
+    table = StreamModel(prog.prior(), unpack(plain_data)[0].model_hash, prog.prior_precision_bits(),
+                        prog.meta["config"]["downsample"], 3, "image")
     plain_pixels = int8_to_pixels(decode_with(table, plain_data, engine_for(prog, "ref"))[1])
     row["same_pixels"] = bool(np.array_equal(pixels["ref"], pixels["tvm"]) and
                               np.array_equal(pixels["ref"], plain_pixels))

@@ -24,7 +24,7 @@ def main(argv=None) -> int:
 
     from ..recipes import RecipeError, load_recipe
     from ..training.checkpoint import final_model_path, load_model
-    from ..training.entropy_stage import load_entropy_metrics, train_entropy_model
+    from ..training.entropy_stage import load_entropy_metrics, saving, train_entropy_model
 
     try:
         recipe = load_recipe(args.recipe)
@@ -42,9 +42,10 @@ def main(argv=None) -> int:
     except (RecipeError, ValueError, OSError) as e:
         print(f"bpgan-entropy: error: {e}", file=sys.stderr)
         return 2
-    bits = load_entropy_metrics(path)["val_bits_per_symbol"]
+    metrics = load_entropy_metrics(path)
+    bits = metrics["val_bits_per_symbol"]
     print(f"bpgan-entropy: {path}: {bits['qat']:.3f} bits per symbol on the validation crops, the per-channel prior "
-          f"{bits['per_channel_prior']:.3f} ({100 * (1 - bits['qat'] / bits['per_channel_prior']):.1f}% fewer)")
+          f"{bits['per_channel_prior']:.3f} ({100 * saving(metrics):.1f}% fewer)")
     return 0
 
 

@@ -14,13 +14,12 @@ import torch
 
 from bpgan.firmware_ref.bitstream import MAX_COLOUR_OFFSET, MAX_DECODE_PIXELS
 from bpgan.firmware_ref.bitstream_decode import StreamModel, decode_with
-
-from .bitstream import Header, write_bitstream
 from bpgan.firmware_ref.entropy_model import LearnedPrior
 
+from .bitstream import Header, write_bitstream
 from .context import estimate_context_prior
-from .learned import table_of
 from .fingerprint import model_hash as compute_model_hash
+from .learned import table_of
 from .image_io import LoadedImage, int8_to_pixels, output_to_int8
 from .prior import PRECISION_BITS, estimate_prior
 from .search import SearchConfig, SearchResult, latent_search

@@ -19,7 +19,6 @@ from ..datasets import signal_crops
 from ..models.entropy_net import EntropyNet, EntropyNetConfig, latent_bits, load_entropy_net, save_entropy_net
 
 
-
 def _latents(model, crops: torch.Tensor, batch: int = 16) -> torch.Tensor:
     model.eval()
     return torch.cat([latent_indices(model, crops[i:i + batch]) for i in range(0, len(crops), batch)])
@@ -39,11 +38,10 @@ def _train(net, symbols, steps, lr, batch_size, gen, bar, label, step_sample: in
         s = symbols[idx]
         if torch.rand((), generator=gen) < 0.5:   # the latent of a transposed image is as likely
             s = s.transpose(2, 3)
-        steps_now = None
-        if step_sample and step_sample < net.cfg.steps:   # a random subset of the coding steps: bits per symbol
-            steps_now = torch.randperm(net.cfg.steps, generator=gen)[:step_sample]
-        loss = latent_bits(net, s, steps_now) / (s.numel() * (len(steps_now) if steps_now is not None else
-                                                             net.cfg.steps) / net.cfg.steps)
+        chosen, share = None, 1.0
+        if step_sample and step_sample < net.cfg.steps:   # a random subset of the coding steps
+            chosen, share = torch.randperm(net.cfg.steps, generator=gen)[:step_sample], step_sample / net.cfg.steps
+        loss = latent_bits(net, s, chosen) / (s.numel() * share)   # bits per symbol of the steps coded
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -70,7 +68,7 @@ def train_entropy_model(model, recipe, folder: Path, show_progress: bool = True)
     val_data = signal_crops("image", recipe.data.val, spec.crop)
     val = _latents(model, val_data.fixed_crops(min(64, max(len(val_data.images), 1))))
     net = EntropyNet(EntropyNetConfig(cfg.latent_channels, cfg.num_centers, spec.phases, spec.width, spec.kernel,
-                                            spec.spatial))
+                                      spec.spatial))
     bar = None
     if show_progress:
         from tqdm import tqdm
