@@ -98,10 +98,15 @@ def step_masks(cfg: EntropyNetConfig, h: int, w: int):
     return known, coded
 
 
-def latent_bits(net: EntropyNet, symbols: torch.Tensor, steps: torch.Tensor = None) -> torch.Tensor:
+def latent_bits(net: EntropyNet, symbols: torch.Tensor, steps: torch.Tensor = None,
+                assign: torch.Tensor = None) -> torch.Tensor:
     """Code length in bits of (N, C, h, w) symbols under the net, every step as the decoder runs it; with `steps`
-    (step indices) only those steps' symbols (training samples a subset: the same expectation, less work)."""
-    cfg = net.cfg
+    (step indices) only those steps' symbols (training samples a subset: the same expectation, less work).
+
+    assign: the quantizer's soft assignment (N, C, h, w, L) of the codec being trained with loss.rate: the value
+    is still the hard symbols' code length, the gradient reaches the encoder through the soft one (straight
+    through); the context stays the hard symbols, as the decoder sees them. `net` may be wrapped (DDP)."""
+    cfg = getattr(net, "module", net).cfg
     n, c, h, w = symbols.shape
     known, coded = step_masks(cfg, h, w)
     t = torch.arange(cfg.steps) if steps is None else steps.cpu()
@@ -111,6 +116,11 @@ def latent_bits(net: EntropyNet, symbols: torch.Tensor, steps: torch.Tensor = No
     logits = net(ctx).reshape(n, k, cfg.steps, cfg.centers, h, w)
     logits = logits[:, torch.arange(k), t.to(symbols.device)]      # step t's head at step t
     target = symbols[:, t // cfg.phases]                           # the channel step t codes
+    if assign is not None:
+        q = assign[:, t.to(symbols.device) // cfg.phases].movedim(-1, 2)          # (n, k, L, h, w)
+        q = F.one_hot(target, cfg.centers).movedim(-1, 2).to(q.dtype) + (q - q.detach())
+        nll = -(q * F.log_softmax(logits * np.log(2.0), dim=2)).sum(2)
+        return (nll * coded[None]).sum() / np.log(2.0)
     nll = F.cross_entropy(logits.reshape(-1, cfg.centers, h, w) * np.log(2.0), target.reshape(-1, h, w),
                           reduction="none").reshape(n, k, h, w)
     return (nll * coded[None]).sum() / np.log(2.0)

@@ -35,11 +35,16 @@ class CenterQuantizer(nn.Module):
     def dequantize(self, idx: torch.Tensor) -> torch.Tensor:
         return self.grid_centers()[idx]
 
+    def assign(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., L) soft assignment of z to the centers at the current sigma: the soft-to-hard weights, which the
+        rate term (loss.rate) differentiates through."""
+        return torch.softmax(-self.sigma * (z.unsqueeze(-1) - self.grid_centers()) ** 2, dim=-1)
+
     def forward(self, z: torch.Tensor):
         c = self.grid_centers()
         idx = torch.argmin((z.detach().unsqueeze(-1) - c.detach()).abs(), dim=-1)
         hard = c[idx]
         if not self.training:
             return hard, idx
-        soft = (torch.softmax(-self.sigma * (z.unsqueeze(-1) - c) ** 2, dim=-1) * c).sum(-1)
+        soft = (self.assign(z) * c).sum(-1)
         return soft + (hard - soft).detach(), idx

@@ -34,7 +34,8 @@ class LossSpec(Strict):
     colour: float = Field(0.0, ge=0)   # images: the per-crop mean colour difference (metrics.colour_cast)
     switch: float = Field(0.0, ge=0)   # sae-spn: the switch prediction network's cross-entropy (model loss)
     vgg: float = Field(0.0, ge=0)      # images: VGG19 perceptual loss (losses/perceptual.py)
-    rate: float = Field(0.0, ge=0)     # lossless: the flow's bits per sample (model loss)
+    rate: float = Field(0.0, ge=0)     # lossless: the flow's bits per sample (model loss); images: the latent's
+                                       # bits per pixel under the entropy_model net trained jointly (joint_rate.py)
     vgg_weights: Optional[str] = None  # torchvision-format VGG19 .pth (relative to the recipe); None: the
                                        # seeded random-feature substitute (same VGG19, fixed random weights)
 
@@ -135,8 +136,12 @@ class Recipe(Strict):
                                            or self.loss.feature_matching):
             raise ValueError("a lossless model trains on its rate alone: loss.rate > 0, mse, adversarial and "
                              "feature_matching 0")
-        if self.loss.rate and cfg.modality != "lossless":
-            raise ValueError("loss.rate: the bits-per-sample term is the lossless flow's (idf-audio)")
+        if self.loss.rate and cfg.modality not in ("lossless", "image"):
+            raise ValueError(f"loss.rate: a rate term for the lossless flow's bits per sample or an image latent's "
+                             f"bits per pixel; {cfg.modality} models have none")
+        if self.loss.rate and cfg.modality == "image" and self.entropy_model is None:
+            raise ValueError("loss.rate: an image codec's rate is its latent's bits per pixel under the learned "
+                             "entropy model; add an entropy_model section to size it")
         if self.loss.switch and getattr(cfg, "switches", None) != "predicted":
             raise ValueError("loss.switch: the switch cross-entropy needs a model that predicts switches "
                              "(sae-spn with switches: predicted)")

@@ -4,7 +4,8 @@ The codec is frozen, so the decoded pixels are those of the per-channel prior's 
 Float steps, then QAT steps (the program's integers, straight-through), both on the rate alone (bits per
 symbol, entropy_net.latent_bits). Training crops give the latents (never the images to be coded); the
 validation crops measure bits per symbol under the per-channel prior and under the learned model.
-Writes <folder>/entropy_model.pt; a rerun with the file present skips the stage.
+Writes <folder>/entropy_model.pt; a rerun with the file present skips the stage. Where the codec trained with
+loss.rate, its jointly trained net (<folder>/entropy_joint.pt, joint_rate.py) is the starting point.
 """
 import json
 from pathlib import Path
@@ -16,7 +17,8 @@ from ..codec.codec import latent_indices
 from ..codec.learned import ENTROPY_NAME
 from ..codec.prior import cross_entropy_bits, estimate_prior
 from ..datasets import signal_crops
-from ..models.entropy_net import EntropyNet, EntropyNetConfig, latent_bits, load_entropy_net, save_entropy_net
+from ..models.entropy_net import EntropyNet, latent_bits, load_entropy_net, save_entropy_net
+from .joint_rate import JOINT_NAME, entropy_config
 
 
 def _latents(model, crops: torch.Tensor, batch: int = 16) -> torch.Tensor:
@@ -67,8 +69,14 @@ def train_entropy_model(model, recipe, folder: Path, show_progress: bool = True)
     train = _latents(model, signal_crops("image", recipe.data.train, spec.crop).random_batch(spec.crops, gen))
     val_data = signal_crops("image", recipe.data.val, spec.crop)
     val = _latents(model, val_data.fixed_crops(min(64, max(len(val_data.images), 1))))
-    net = EntropyNet(EntropyNetConfig(cfg.latent_channels, cfg.num_centers, spec.phases, spec.width, spec.kernel,
-                                      spec.spatial))
+    net, joint = EntropyNet(entropy_config(recipe)), Path(folder) / JOINT_NAME
+    start = "joint" if joint.is_file() else "scratch"
+    if joint.is_file():
+        saved = load_entropy_net(joint)
+        if saved.cfg != net.cfg:
+            raise ValueError(f"{joint}: its entropy net {saved.cfg} is not the recipe's {net.cfg}")
+        net.load_state_dict(saved.state_dict())
+    joint_bits = _bits_per_symbol(net, val) if start == "joint" else None
     bar = None
     if show_progress:
         from tqdm import tqdm
@@ -83,7 +91,10 @@ def train_entropy_model(model, recipe, folder: Path, show_progress: bool = True)
     per_channel = sum(cross_entropy_bits(v.numpy(), table) for v in val) / val.numel()
     metrics = {"history": history, "val_bits_per_symbol": {"per_channel_prior": per_channel, "float": float_bits,
                                                            "qat": _bits_per_symbol(net.eval(), val)},
-               "macs_per_symbol": net.macs_per_symbol(), "train_crops": spec.crops, "val_crops": len(val)}
+               "macs_per_symbol": net.macs_per_symbol(), "train_crops": spec.crops, "val_crops": len(val),
+               "start": start}
+    if joint_bits is not None:
+        metrics["val_bits_per_symbol"]["joint"] = joint_bits
     save_entropy_net(path, net, metrics)
     path.with_name("entropy_metrics.json").write_text(json.dumps(metrics, indent=1))
     return path

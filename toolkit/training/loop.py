@@ -10,6 +10,7 @@ from tqdm import tqdm
 from ..metrics import msssim, psnr
 from ..losses import CodecLoss
 from .distributed import Dist, unwrap
+from .joint_rate import joint_rate
 
 
 def validation_metrics(modality: str, x: torch.Tensor, x_hat: torch.Tensor) -> Dict[str, float]:
@@ -39,6 +40,7 @@ class Session:
         self.train_data, self.val_data = train_data, val_data
         self.modality = recipe.model_cfg().modality
         self.loss = CodecLoss(**recipe.loss.model_dump())
+        self.rate = joint_rate(recipe, dist)   # images with loss.rate: the jointly trained entropy net
         self.show_progress = show_progress and dist.main
 
     @torch.no_grad()
@@ -52,9 +54,13 @@ class Session:
             model.train(was)
             bps = float(bits.sum()) / x.numel()
             return {"bits_per_sample": bps, "ratio": 16.0 / bps}
-        x_hat = torch.cat([model(x[i:i + 4])["x_hat"] for i in range(0, len(x), 4)])
+        outs = [model(x[i:i + 4]) for i in range(0, len(x), 4)]
         model.train(was)
-        return validation_metrics(self.modality, x, x_hat)
+        metrics = validation_metrics(self.modality, x, torch.cat([o["x_hat"] for o in outs]))
+        if self.rate is not None:   # the latent's bits per pixel under the jointly trained (float) entropy net
+            metrics["latent_bpp"] = sum(float(self.rate.bits_per_pixel(model, x[i * 4:i * 4 + 4], o, None))
+                                        * len(o["x_hat"]) for i, o in enumerate(outs)) / len(x)
+        return metrics
 
 
 def sigma_schedule(recipe, stage: str, step: int, steps: int) -> float:
@@ -83,6 +89,8 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
     opt_d = torch.optim.Adam(disc.parameters(), lr=r.train.disc_lr) if disc is not None else None
     gen = torch.Generator().manual_seed(r.seed * 7919 + 1000 * d.rank + len(stage))
     start, history, running, since_log = 0, [], {}, 0
+    if session.rate is not None:
+        session.rate.begin_stage()
     if state_path.is_file():
         s = torch.load(state_path, map_location=d.device, weights_only=False)
         model.load_state_dict(s["model"])
@@ -92,6 +100,8 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
             opt_d.load_state_dict(s["opt_d"])
         if admm is not None:
             admm.load_state_dict(s["admm"])
+        if session.rate is not None:
+            session.rate.load_state_dict(s["rate"])
         gen.set_state(s["rng"][d.rank] if d.rank < len(s["rng"]) else s["rng"][0])
         if s.get("torch_rng") is not None:   # the global generator too (stochastic gradient rounding draws from it)
             torch.set_rng_state(s["torch_rng"])
@@ -104,6 +114,8 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
         model.quantizer.sigma.fill_(sigma_schedule(r, stage, step, steps))
         x = session.train_data.random_batch(r.train.batch_size, gen).to(d.device)
         out = ddp_model(x)
+        if session.rate is not None:   # loss.rate weighs it (CodecLoss's model terms)
+            out["losses"] = {**out.get("losses", {}), "rate": session.rate.bits_per_pixel(model, x, out, gen)}
         if ddp_disc is not None:
             opt_d.zero_grad(set_to_none=True)
             d_loss = session.loss.discriminator(ddp_disc, x, out["x_hat"])
@@ -118,6 +130,8 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if session.rate is not None:
+            session.rate.step()
         if disc is not None:
             disc.zero_grad(set_to_none=True)  # the generator step left gradients in D
         if masks:
@@ -141,7 +155,8 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
             running, since_log = {}, 0
         sliced = session.deadline is not None and step + 1 < steps and d.any(time.monotonic() >= session.deadline)
         if ((step + 1) % r.train.save_every == 0 or sliced) and step + 1 < steps:
-            _save_state(state_path, model, disc, opt, opt_d, admm, gen, step + 1, history, d, running, since_log)
+            _save_state(state_path, model, disc, opt, opt_d, admm, gen, step + 1, history, d, running, since_log,
+                        session.rate)
         if sliced:
             bar.close()
             raise TimeSliced(stage, step + 1, steps)
@@ -151,7 +166,8 @@ def train(session: Session, stage: str, model, disc, steps: int, lr: float, para
     return history
 
 
-def _save_state(path: Path, model, disc, opt, opt_d, admm, gen, step, history, d: Dist, running, since_log):
+def _save_state(path: Path, model, disc, opt, opt_d, admm, gen, step, history, d: Dist, running, since_log,
+                rate=None):
     rng = [None] * d.world
     if d.enabled:
         torch.distributed.all_gather_object(rng, gen.get_state())
@@ -164,7 +180,8 @@ def _save_state(path: Path, model, disc, opt, opt_d, admm, gen, step, history, d
             "torch_rng": torch.get_rng_state(), "running": running, "since_log": since_log,
             "disc": disc.state_dict() if disc is not None else None,
             "opt_d": opt_d.state_dict() if opt_d is not None else None,
-            "admm": admm.state_dict() if admm is not None else None}
+            "admm": admm.state_dict() if admm is not None else None,
+            "rate": rate.state_dict() if rate is not None else None}
     tmp = path.with_suffix(".tmp")
     torch.save(blob, tmp)
     tmp.replace(path)

@@ -61,6 +61,8 @@ class StageRunner:
             save_model(self.path(stage), model, self.r.model_name, quant, stage, masks, codebooks)
             if self.disc is not None:
                 torch.save(self.disc.state_dict(), self.path(stage).with_name("disc.pt"))
+            if self.s.rate is not None:
+                self.s.rate.save(self.path(stage).parent, {"stage": stage, "val": metrics["val"]})
             (self.path(stage).parent / "metrics.json").write_text(json.dumps(metrics, indent=1))
             state = self.path(stage).with_name("state.pt")
             state.unlink(missing_ok=True)
@@ -72,6 +74,8 @@ class StageRunner:
         disc_path = self.path(stage).with_name("disc.pt")
         if self.disc is not None and disc_path.is_file():
             self.disc.load_state_dict(torch.load(disc_path, map_location="cpu"))
+        if self.s.rate is not None:
+            self.s.rate.load(self.path(stage).parent)
         metrics = json.loads((self.path(stage).parent / "metrics.json").read_text())
         return model.to(self.s.dist.device), blob, metrics
 
