@@ -21,9 +21,17 @@ from .compare import Variant
 
 
 def audio_paths(folder) -> List[Path]:
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    """The clips of a folder, then those of its subfolders (one per speaker, as LibriSpeech's), each sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder")
+
+    def clips(d):
+        return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+    paths = clips(folder) + [p for d in sorted(q for q in folder.iterdir() if q.is_dir()) for p in clips(d)]
     if not paths:
-        raise ValueError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {folder}")
+        raise ValueError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {folder} or its subfolders")
     return paths
 
 
