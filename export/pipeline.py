@@ -48,6 +48,7 @@ class ExportReport:
     qemu: str = ""       # aarch64: tvm.qemu.verify's state line (verified under qemu-aarch64, or why not)
     isa: str = ""        # the kernel family the library was built with (tvm.isa sidecar)
     entropy: Path = None  # the learned entropy model's program folder or TVM library, when the run has one
+    tuning: dict = None   # llvm: tvm.tune's summary (kernels, reused / measured entries, size)
 
     def lines(self):
         yield f"integer program {self.out_dir / 'program.json'} ({self.program_hash[:23]}...)"
@@ -79,6 +80,12 @@ class ExportReport:
         kernels = f"hand-scheduled blocked {self.isa} kernels".replace("  ", " ") if self.schedule == "auto" \
             else "plain default pipeline"
         yield f"library {self.library} ({kernels}): {state}"
+        t = self.tuning
+        if t and (t["reused"] or t["measured"]):
+            now = (f"{t['measured']} measured now at latent size {'x'.join(map(str, t['size']))}, {t['trials']} "
+                   f"trials, {t['seconds']:.0f} s" if t["measured"] else "none measured now")
+            yield (f"tiles of {t['reused'] + t['measured']} of {t['kernels']} kernels from the tuning database ({now}; "
+                   f"{t['reused']} reused; {t['saved_ms']:.3f} ms faster than the hand schedule's tiles, as measured)")
 
 
 def load_run_model(run_dir_or_model):
@@ -159,10 +166,11 @@ def compare_lsb(ref_int: np.ndarray, fake_quant: np.ndarray, frac_bits: int) -> 
 
 
 def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: str = "auto",
-               c99_limits: dict = None, isa: str = None) -> ExportReport:
+               c99_limits: dict = None, isa: str = None, tune: int = 0, tune_size=None, log=None) -> ExportReport:
     """c99_limits (target c99): max_pixels / max_width / max_frames, the largest output the C decoder's arena is
     planned for.
-    isa: vnni | avx2 | i8mm | generic kernels; None picks the best the target's CPU has (tvm.isa)."""
+    isa: vnni | avx2 | i8mm | generic kernels; None picks the best the target's CPU has (tvm.isa).
+    tune / tune_size: tvm.tune's measured tile search (llvm; log prints each kernel measured)."""
     model, blob = load_run_model(run_dir_or_model)
     src = Path(run_dir_or_model)
     if getattr(model, "modality", None) == "lossless":
@@ -217,7 +225,9 @@ def export_run(run_dir_or_model, target: str = "llvm", out_dir=None, schedule: s
         return report
     from .tvm.lower import TARGETS, TvmDecoder, compile_program
 
-    report.library = compile_program(prog, target, out_dir, schedule, isa)
+    report.tuning = {}
+    report.library = compile_program(prog, target, out_dir, schedule, isa, tune=tune, tune_size=tune_size, log=log,
+                                     tune_summary=report.tuning)
     from .tvm.isa import sidecar_path
     if sidecar_path(report.library).is_file():
         report.isa = json.loads(sidecar_path(report.library).read_text()).get("isa") or ""

@@ -61,6 +61,22 @@ def as_2d(op: Op, prog: Program):
     return replace(op, kind=op.kind[:-2] + "2d", attrs=attrs), view
 
 
+def plan_conv(op: Op, prog: Program, isa: Isa):
+    """-> (plan, consts) of the blocked kernel that runs this conv (1-D ones as height 1), or None where the plain
+    lowering takes it (other kinds, 16/32-bit inputs, a phase conv whose offset does not fit)."""
+    op, prog = as_2d(op, prog)
+    if op.kind not in ("conv2d", "conv_transpose2d") or prog.fmt(op.inputs[0])[0] not in ("int8", "uint8"):
+        return None  # the packed kernels read 8-bit inputs
+    o = prog.arrays[op.params["weight"]].shape[0 if op.kind == "conv2d" else 1]
+    if op.kind == "conv2d" and o <= FEW_CHANNELS and tuple(op.attrs["stride"]) == (1, 1):
+        plan = K.plan_pixel_conv(op, prog, isa)
+        return plan, [plan.wq, plan.bias, plan.req.table(o)]
+    plan = K.plan_phase_conv(op, prog, isa)
+    if plan is None or not K.fits_offset(plan):
+        return None
+    return plan, [plan.wp, plan.bias, plan.req.table(plan.bias.shape[-1])]
+
+
 def add_te(xa, xb, attrs, dtype):
     """y = clip(rshift((a << la) + (b << lb), k), lo, hi) on blocked tensors (firmware_ref add)."""
     la, lb = attrs["align"]
@@ -91,8 +107,9 @@ def schedule_elementwise(func):
 class BlockedLowering:
     """Wraps the plain _Lowering: convs and adds blocked and scheduled, everything else plain."""
 
-    def __init__(self, prog: Program, bb: relax.BlockBuilder, plain, isa: Isa, dims: int = 2):
+    def __init__(self, prog: Program, bb: relax.BlockBuilder, plain, isa: Isa, dims: int = 2, tiles=None):
         self.prog, self.bb, self.plain, self.isa, self.dims = prog, bb, plain, isa, dims
+        self.tiles = tiles or {}   # op name -> Tiles measured by tvm.tune (else the hand schedule's choice)
         self.nchw, self.blocked = {}, {}
         self.schedules = {}   # PrimFunc name -> function(PrimFunc) -> scheduled PrimFunc
 
@@ -128,25 +145,17 @@ class BlockedLowering:
         return self.bb.match_cast(x, relax.TensorType([1, cb, h, w, lanes], x.ty.dtype))
 
     def conv(self, op):
-        out_name, (op, prog) = op.output, as_2d(op, self.prog)
-        if op.kind not in ("conv2d", "conv_transpose2d") or prog.fmt(op.inputs[0])[0] not in ("int8", "uint8"):
-            return None  # the plain lowering takes the rest (the packed kernels read 8-bit inputs)
-        o = prog.arrays[op.params["weight"]].shape[0 if op.kind == "conv2d" else 1]
-        if op.kind == "conv2d" and o <= FEW_CHANNELS and tuple(op.attrs["stride"]) == (1, 1):
-            plan = K.plan_pixel_conv(op, prog, self.isa)
-            consts = [plan.wq, plan.bias, plan.req.table(o)]
-        else:
-            plan = K.plan_phase_conv(op, prog, self.isa)
-            if plan is None or not K.fits_offset(plan):
-                return None
-            consts = [plan.wp, plan.bias, plan.req.table(plan.bias.shape[-1])]
+        planned = plan_conv(op, self.prog, self.isa)
+        if planned is None:
+            return None  # the plain lowering takes the rest
+        (plan, consts), tiles = planned, self.tiles.get(op.name) or tiles_for(planned[0])
 
         def build(x, *cs):  # the te placeholders come from emit_te; scheduling happens after bb.get()
             fn = K.phase_conv_te if isinstance(plan, K.PhaseConv) else K.pixel_conv_te
-            return list(fn(x, *cs, plan, tiles_for(plan).tile_x))  # [padded copy, output]
+            return list(fn(x, *cs, plan, tiles.tile_x))  # [padded copy, output]
         x = self.get_blocked(op.inputs[0])
         cs = [relax.const(c) for c in consts]
-        y = self._emit_te(build, [self._fresh_shape(x)] + cs, lambda f: schedule_conv(f, plan),
+        y = self._emit_te(build, [self._fresh_shape(x)] + cs, lambda f: schedule_conv(f, plan, tiles),
                           op.name.replace(".", "_"))
         y = self.bb.emit(relax.TupleGetItem(y, 1))
         # back to shapes in the graph's own variables, so concat/add see equal sizes as equal
@@ -157,10 +166,10 @@ class BlockedLowering:
             if self.dims == 1:  # (1, O, 1, W) -> NCW
                 _, o, _, wo = y.ty.shape.values
                 y = self.bb.emit(relax.op.reshape(y, (1, o, wo)))
-            self.nchw[out_name] = y
+            self.nchw[op.output] = y
         else:
             _, ob, hq, ph, wq, pw, lanes = y.ty.shape.values
-            self.blocked[out_name] = self.bb.emit(relax.op.reshape(y, (1, ob, hq * ph, wq * pw, lanes)))
+            self.blocked[op.output] = self.bb.emit(relax.op.reshape(y, (1, ob, hq * ph, wq * pw, lanes)))
         return True
 
     def add(self, op):

@@ -224,12 +224,12 @@ LOWERINGS = {"conv2d": _Lowering.conv, "conv1d": _Lowering.conv, "conv_transpose
 assert set(LOWERINGS) <= set(REGISTRY), "a TVM lowering for a kind the registry does not define"
 
 
-def to_relax(prog: Program, spatial_dims: int = 2, isa=None) -> tvm.IRModule:
+def to_relax(prog: Program, spatial_dims: int = 2, isa=None, tiles=None) -> tvm.IRModule:
     """main(inputs...) -> output (a tuple for several outputs), integer ops only; batch 1, spatial dims symbolic.
 
     isa None: plain Relax ops (default pipeline, untuned). An Isa or its name (tvm.isa.ISAS: vnni,
     avx2, generic): convs (1-D ones as height-1 2-D convs) and adds as scheduled channel-blocked
-    kernels (tvm.blocked) built on that ISA's dot-product intrinsic."""
+    kernels (tvm.blocked) built on that ISA's dot-product intrinsic; tiles: {op name: Tiles} from tvm.tune."""
     prove_no_overflow(prog)
     # One set of symbolic sizes for every input, unless the program says its inputs are independent
     # subgraphs of their own sizes (meta "input_sizes": "independent": the lossless model's levels).
@@ -245,7 +245,7 @@ def to_relax(prog: Program, spatial_dims: int = 2, isa=None) -> tvm.IRModule:
             env, low = dict(zip(prog.inputs, xs)), _Lowering(prog, bb)
             if isa is not None:
                 from .blocked import BlockedLowering
-                low = BlockedLowering(prog, bb, low, ISAS[isa] if isinstance(isa, str) else isa, spatial_dims)
+                low = BlockedLowering(prog, bb, low, ISAS[isa] if isinstance(isa, str) else isa, spatial_dims, tiles)
                 low.nchw.update(env)
                 env = low.env()
             for op in prog.ops:
@@ -275,13 +275,16 @@ def target_of(target: str, schedule: str = "auto", isa: Optional[str] = None,
 
 
 def compile_program(prog: Program, target: str, out_dir, schedule: str = "auto", isa: Optional[str] = None,
-                    mcpu: Optional[str] = None) -> Path:
+                    mcpu: Optional[str] = None, tune: int = 0, tune_size=None, log=None,
+                    tune_summary: Optional[dict] = None) -> Path:
     """Compile for one of TARGETS and write its library into out_dir; -> the library path.
 
     schedule "auto": hand-scheduled blocked kernels on isa (vnni | avx2 | generic; None: the best the
     target's features allow, tvm.isa.pick_isa); "none": the plain default pipeline (untuned; for
     benchmarks and as the cross-check). Beside the library, <name>.isa.json records the ISA and the
-    CPU flags it needs; TvmDecoder checks them."""
+    CPU flags it needs; TvmDecoder checks them. llvm: tiles measured earlier (<name>.tune.json, tvm.tune) are
+    reused; tune N measures up to N tiles for each kernel the database lacks, at tune_size (latent positions),
+    printing each through log; tune_summary (a dict) receives what was reused and measured."""
     if target not in TARGETS:
         raise ProgramError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if schedule not in SCHEDULES:
@@ -289,9 +292,17 @@ def compile_program(prog: Program, target: str, out_dir, schedule: str = "auto",
     _, filename, _ = TARGETS[target]
     tgt = target_of(target, schedule, isa, mcpu)
     chosen = None if schedule == "none" else pick_isa(tgt, isa)
-    mod = to_relax(prog, prog.spatial_dims, chosen)
-    ex = tvm.compile(mod, target=tgt)
     path = Path(out_dir) / filename
+    if tune and (target != "llvm" or chosen is None):
+        raise ProgramError("--tune measures kernels on this machine: it needs --target llvm and scheduled kernels")
+    tiles = None
+    if target == "llvm" and chosen is not None:
+        from .tune import tune_path, tuned_tiles
+        tiles, summary = tuned_tiles(prog, chosen, tgt, tune_path(path), tune, tune_size, log)
+        if tune_summary is not None:
+            tune_summary.update(summary)
+    mod = to_relax(prog, prog.spatial_dims, chosen, tiles)
+    ex = tvm.compile(mod, target=tgt)
     path.parent.mkdir(parents=True, exist_ok=True)
     ex.export_library(str(path))  # .tar: objects/sources only, no cross linker needed here
     write_sidecar(path, chosen, tgt)

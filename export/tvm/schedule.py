@@ -118,14 +118,16 @@ def tiles_for(plan) -> Tiles:
     return phase_tiles(plan) if isinstance(plan, PhaseConv) else pixel_tiles(plan)
 
 
-def schedule_conv(func, plan):
-    """The unscheduled PrimFunc of phase_conv_te / pixel_conv_te (built with tiles_for(plan)) -> scheduled."""
+def schedule_conv(func, plan, tiles: Tiles = None):
+    """The unscheduled PrimFunc of phase_conv_te / pixel_conv_te (built with the same tiles' tile_x) -> scheduled.
+    tiles: None for the hand schedule's choice (tiles_for), or one measured by tvm.tune."""
     sched = schedule_phase_conv if isinstance(plan, PhaseConv) else schedule_pixel_conv
-    return sched(func, plan, tiles_for(plan))
+    return sched(func, plan, tiles or tiles_for(plan))
 
 
-def conv_prim_func(plan, x: te.Tensor, consts):
-    """Standalone scheduled PrimFunc (x, *consts, out): for kernel tests and benchmarks."""
+def conv_prim_func(plan, x: te.Tensor, consts, tiles: Tiles = None):
+    """Standalone scheduled PrimFunc (x, *consts, out): for kernel tests, benchmarks and tuning."""
+    tiles = tiles or tiles_for(plan)
     build = phase_conv_te if isinstance(plan, PhaseConv) else pixel_conv_te
-    _, out = build(x, *consts, plan, tiles_for(plan).tile_x)  # padded copy stays internal here
-    return schedule_conv(te.create_prim_func([x, *consts, out]), plan)
+    _, out = build(x, *consts, plan, tiles.tile_x)  # padded copy stays internal here
+    return schedule_conv(te.create_prim_func([x, *consts, out]), plan, tiles)
