@@ -124,13 +124,16 @@ def test_held_out_clips_are_kept_out_of_training():
 
 
 def test_compare_reads_speaker_subfolders_after_the_folders_own_clips(tmp_path):
-    """bpgan-compare --data on LibriSpeech's layout (one folder per speaker): every clip, folder by folder."""
+    """bpgan-compare --data on LibriSpeech's layout (one folder per speaker): every clip, folder by folder;
+    --per-folder N keeps each folder's first N."""
     from bpgan.toolkit.evaluation.compare_audio import audio_paths as compare_paths
     for name in ("b/2.flac", "b/1.flac", "a/3.wav", "0.wav", "a/notes.txt"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert [str(p.relative_to(tmp_path)) for p in compare_paths(tmp_path)] == ["0.wav", "a/3.wav", "b/1.flac",
                                                                                  "b/2.flac"]
+    from bpgan.toolkit.evaluation.compare_audio import first_per_folder
+    assert [p.name for p in first_per_folder(compare_paths(tmp_path), 1)] == ["0.wav", "3.wav", "1.flac"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no audio files"):
         compare_paths(tmp_path / "empty")

@@ -1,4 +1,4 @@
-"""bpgan-compare RUN_DIR --data DIR [--out DIR] [--limit N]: float vs fixed point vs classical codecs.
+"""bpgan-compare RUN_DIR --data DIR [--out DIR] [--limit N] [--per-folder N]: float vs fixed point vs classical codecs.
 
 Images (JPEG/WebP/AVIF anchors) or speech (Codec2/Opus anchors), by the run's model. Writes compare.md
 (tables), compare.json (every number), rd.png (rate-distortion), crops.png or spectrograms.png, and the
@@ -35,6 +35,8 @@ def parse(argv):
     p.add_argument("--data", required=True, help="folder of evaluation images (e.g. Kodak) or speech clips")
     p.add_argument("--out", default=None, help="output folder (default RUN/compare)")
     p.add_argument("--limit", type=int, default=None, help="only the first N inputs")
+    p.add_argument("--per-folder", type=int, default=None, metavar="N",
+                   help="speech in speaker subfolders (LibriSpeech): only the first N clips of each")
     p.add_argument("--iters", type=int, default=0, help="latent search iterations (0: encoder latent)")
     p.add_argument("--msssim", type=float, default=0.0, help="search: (1 - MS-SSIM) weight beside MSE (images)")
     p.add_argument("--colour", type=float, default=0.0, help="search: per-channel mean colour weight (images)")
@@ -172,7 +174,11 @@ def main(argv=None) -> int:
             from ..evaluation.compare_audio import audio_paths, evaluate_clip as evaluate
         else:
             audio_paths, evaluate = image_paths, partial(evaluate_image, colour_offsets=args.colour_offsets)
-        paths = audio_paths(args.data)[: args.limit]
+        paths = audio_paths(args.data)
+        if args.per_folder is not None:
+            from ..evaluation.compare_audio import first_per_folder
+            paths = first_per_folder(paths, args.per_folder)
+        paths = paths[: args.limit]
         variants, missing = collect_variants(run, model, blob)
         search = SearchConfig(iters=args.iters, msssim=args.msssim, colour=args.colour) if args.iters > 0 else None
         rows = [evaluate(p, model, prior, mhash, variants, search, out / "outputs")

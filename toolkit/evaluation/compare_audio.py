@@ -35,6 +35,16 @@ def audio_paths(folder) -> List[Path]:
     return paths
 
 
+def first_per_folder(paths: List[Path], n: int) -> List[Path]:
+    """The first n clips of each folder (one speaker each), in the given order."""
+    kept, seen = [], {}
+    for p in paths:
+        seen[p.parent] = seen.get(p.parent, 0) + 1
+        if seen[p.parent] <= n:
+            kept.append(p)
+    return kept
+
+
 def evaluate_clip(path: Path, final_model, prior, mhash, variants: List[Variant], search, out_dir: Optional[Path],
                   gl_iters: int = GRIFFIN_LIM_ITERS) -> dict:
     """One clip: encode once, decode with every variant, invert each mel the same way, score."""
